@@ -1,0 +1,46 @@
+// Package vfs is the small filesystem interface every durable part of oncelog
+// goes through, so tests can crash it, fail it and trace it.
+//
+// Contract: a successful Write is only in the OS page cache; it survives a
+// process crash but not a machine crash until Sync on the file returns nil.
+// A created or renamed file's directory entry is durable only after SyncDir
+// on its parent. Callers treat any error from Write or Sync as sticky: the
+// data's state on disk is unknown and must not be retried (see
+// internal/partlog).
+package vfs
+
+import (
+	"io"
+	"os"
+)
+
+// File is an open file. It is the subset of *os.File that oncelog uses.
+type File interface {
+	io.ReaderAt
+	io.Writer
+	io.Closer
+	// Sync makes every completed Write durable.
+	Sync() error
+	// Truncate changes the file's size; the next Write of an O_APPEND file
+	// goes to the new end.
+	Truncate(size int64) error
+	Stat() (os.FileInfo, error)
+	// Name is the path the file was opened with.
+	Name() string
+}
+
+// FS is a filesystem. Paths are slash-separated as for the os package.
+type FS interface {
+	// OpenFile opens name with os flags (os.O_RDONLY, os.O_RDWR, os.O_CREATE,
+	// os.O_TRUNC, os.O_APPEND, os.O_EXCL) as os.OpenFile does.
+	OpenFile(name string, flag int, perm os.FileMode) (File, error)
+	Remove(name string) error
+	RemoveAll(name string) error
+	Rename(oldpath, newpath string) error
+	MkdirAll(dir string, perm os.FileMode) error
+	// ReadDir returns the names of the entries of dir, sorted.
+	ReadDir(dir string) ([]string, error)
+	Stat(name string) (os.FileInfo, error)
+	// SyncDir makes the directory entries of dir durable.
+	SyncDir(dir string) error
+}

@@ -1,0 +1,154 @@
+package bench
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/binary"
+	"fmt"
+	"os"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+)
+
+// CPUTimes is a process's accumulated CPU time as the kernel accounts it in
+// /proc/PID/stat: user and system time of all its threads (not of its
+// children), in clock ticks converted to durations.
+type CPUTimes struct {
+	User   time.Duration
+	System time.Duration
+}
+
+// Total is user plus system time.
+func (c CPUTimes) Total() time.Duration { return c.User + c.System }
+
+// Sub returns c minus earlier, field by field.
+func (c CPUTimes) Sub(earlier CPUTimes) CPUTimes {
+	return CPUTimes{User: c.User - earlier.User, System: c.System - earlier.System}
+}
+
+// ParseProcStat extracts utime and stime (fields 14 and 15, 1-based, of
+// proc(5)) from the contents of /proc/PID/stat and converts them using
+// ticksPerSecond.
+//
+// NB: field 2, the command name, is in parentheses and may itself contain
+// spaces and parentheses ("(my (odd) prog)"), so fields are counted from the
+// last ')' in the line, never by splitting the whole line.
+func ParseProcStat(stat []byte, ticksPerSecond int64) (CPUTimes, error) {
+	if ticksPerSecond <= 0 {
+		return CPUTimes{}, fmt.Errorf("ticks per second %d is not positive", ticksPerSecond)
+	}
+	end := bytes.LastIndexByte(stat, ')')
+	if end < 0 {
+		return CPUTimes{}, fmt.Errorf("proc stat: no ')' closing the command name")
+	}
+	// After ") " come fields 3 (state) onwards; utime is field 14, the
+	// 12th of these, stime the 13th.
+	rest := strings.Fields(string(stat[end+1:]))
+	const utimeIdx, stimeIdx = 14 - 3, 15 - 3
+	if len(rest) <= stimeIdx {
+		return CPUTimes{}, fmt.Errorf("proc stat: %d fields after the command name, need at least %d", len(rest), stimeIdx+1)
+	}
+	ticks := func(s, name string) (time.Duration, error) {
+		n, err := strconv.ParseUint(s, 10, 63)
+		if err != nil {
+			return 0, fmt.Errorf("proc stat: %s %q: %w", name, s, err)
+		}
+		// Multiply before dividing so that 1/ticksPerSecond is not
+		// rounded away; n ticks fit easily: 2^63 ns is 292 years.
+		return time.Duration(int64(n) * int64(time.Second) / ticksPerSecond), nil
+	}
+	u, err := ticks(rest[utimeIdx], "utime")
+	if err != nil {
+		return CPUTimes{}, err
+	}
+	s, err := ticks(rest[stimeIdx], "stime")
+	if err != nil {
+		return CPUTimes{}, err
+	}
+	return CPUTimes{User: u, System: s}, nil
+}
+
+// ReadCPUTimes reads /proc/PID/stat for pid.
+func ReadCPUTimes(pid int) (CPUTimes, error) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return CPUTimes{}, err
+	}
+	return ParseProcStat(b, ClockTicks())
+}
+
+// atClkTck is the auxiliary-vector key whose value is sysconf(_SC_CLK_TCK),
+// the unit of the times in /proc/PID/stat (getauxval(3)).
+const atClkTck = 17
+
+// ParseAuxvClockTicks finds AT_CLKTCK in the contents of /proc/self/auxv: an
+// array of (key, value) pairs of native machine words ending with key 0.
+func ParseAuxvClockTicks(auxv []byte, wordBytes int) (int64, bool) {
+	pair := 2 * wordBytes
+	for off := 0; off+pair <= len(auxv); off += pair {
+		var key, val uint64
+		switch wordBytes {
+		case 8:
+			key = binary.NativeEndian.Uint64(auxv[off:])
+			val = binary.NativeEndian.Uint64(auxv[off+8:])
+		case 4:
+			key = uint64(binary.NativeEndian.Uint32(auxv[off:]))
+			val = uint64(binary.NativeEndian.Uint32(auxv[off+4:]))
+		default:
+			return 0, false
+		}
+		if key == 0 {
+			return 0, false
+		}
+		if key == atClkTck && val > 0 {
+			return int64(val), true
+		}
+	}
+	return 0, false
+}
+
+var clockTicks = sync.OnceValue(func() int64 {
+	if b, err := os.ReadFile("/proc/self/auxv"); err == nil {
+		if n, ok := ParseAuxvClockTicks(b, strconv.IntSize/8); ok {
+			return n
+		}
+	}
+	return 100 // USER_HZ on every Linux architecture Go supports.
+})
+
+// ClockTicks returns the kernel's USER_HZ, the unit of /proc/PID/stat times.
+func ClockTicks() int64 { return clockTicks() }
+
+// ParsePeakRSS extracts VmHWM (peak resident set size) from the contents of
+// /proc/PID/status, in bytes.
+func ParsePeakRSS(status []byte) (int64, error) {
+	sc := bufio.NewScanner(bytes.NewReader(status))
+	for sc.Scan() {
+		line := sc.Text()
+		v, ok := strings.CutPrefix(line, "VmHWM:")
+		if !ok {
+			continue
+		}
+		f := strings.Fields(v)
+		if len(f) != 2 || f[1] != "kB" {
+			return 0, fmt.Errorf("proc status: odd VmHWM line %q", line)
+		}
+		kb, err := strconv.ParseInt(f[0], 10, 64)
+		if err != nil {
+			return 0, fmt.Errorf("proc status: VmHWM %q: %w", f[0], err)
+		}
+		return kb << 10, nil
+	}
+	return 0, fmt.Errorf("proc status: no VmHWM line")
+}
+
+// ReadPeakRSS reads /proc/PID/status for pid.
+func ReadPeakRSS(pid int) (int64, error) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return 0, err
+	}
+	return ParsePeakRSS(b)
+}

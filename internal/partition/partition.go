@@ -1,0 +1,693 @@
+// Package partition is one partition of a topic as a deterministic state
+// machine over its log: the owner goroutine validates and stamps incoming
+// batches against producer state, appends them, fsyncs once for everything
+// that arrived meanwhile (group commit), then derives the high watermark,
+// producer state, last stable offset and aborted-transaction index from what
+// was appended. Handlers call Append, Fetch and the small query methods; they
+// never touch files.
+package partition
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/oncelog/oncelog/internal/clock"
+	"github.com/oncelog/oncelog/internal/config"
+	"github.com/oncelog/oncelog/internal/partlog"
+	"github.com/oncelog/oncelog/internal/recordbatch"
+	"github.com/oncelog/oncelog/internal/vfs"
+	"github.com/twmb/franz-go/pkg/kerr"
+)
+
+// Limits of the owner loop.
+const (
+	// appendQueueLen bounds the appends waiting for the owner; handlers
+	// block (and so their connections stop reading) when it is full.
+	appendQueueLen = 1024
+	// maxAppendsPerRound bounds how many appends one fsync covers, so a
+	// flood cannot delay the first waiter's answer without bound.
+	maxAppendsPerRound = 512
+	// maintenanceInterval is how often the owner checks retention and
+	// producer expiry.
+	maintenanceInterval = 30 * time.Second
+)
+
+// Options are the parts a partition is built from.
+type Options struct {
+	FS     vfs.FS
+	Dir    string
+	Topic  string
+	Index  int32
+	Config config.Topic
+	Clock  clock.Clock
+	Logger *slog.Logger
+	// LeaderEpoch is stamped on every batch; one node keeps epoch 0 until
+	// replication exists.
+	LeaderEpoch int32
+	// ProducerIDExpiration is producer.id.expiration.ms.
+	ProducerIDExpiration time.Duration
+	// MaxProducers bounds the producer table.
+	MaxProducers int
+}
+
+// AppendResult is the outcome of one Append.
+type AppendResult struct {
+	BaseOffset     int64
+	LogAppendTime  int64 // -1 unless the topic uses LogAppendTime
+	LogStartOffset int64
+	Err            *kerr.Error
+	ErrMessage     string
+}
+
+type appendOp struct {
+	batch []byte
+	h     recordbatch.Header
+	done  chan AppendResult
+	res   AppendResult
+	// written is set once the batch is in the log and waits for the sync.
+	written bool
+}
+
+// Partition is one topic partition. All methods are safe for concurrent use.
+type Partition struct {
+	Topic string
+	Index int32
+
+	opts Options
+	log  *partlog.Log
+	clk  clock.Clock
+	lg   *slog.Logger
+
+	appends chan *appendOp
+	ops     chan func()
+	closing chan struct{}
+	closed  chan struct{}
+
+	// Owner-only state (touched only by the run goroutine, or before it
+	// starts).
+	producers        *producerTable
+	unflushedBatches int64
+	lastFlush        time.Time
+	snapshotOffset   int64
+
+	mu struct {
+		sync.Mutex
+		// Invariant: logStart <= lso <= hw <= log.NextOffset().
+		hw       int64
+		lso      int64
+		logStart int64
+		// watch is closed and replaced whenever hw or lso moves.
+		watch chan struct{}
+		// aborted is the aborted-transaction index, sorted by
+		// LastOffset (markers are appended in offset order).
+		aborted []AbortedTxn
+		cfg     config.Topic
+		// storageErr is sticky: once a write or fsync failed the
+		// partition answers KAFKA_STORAGE_ERROR until restart.
+		storageErr error
+	}
+}
+
+// ErrClosed is returned for operations on a closed partition.
+var ErrClosed = errors.New("partition closed")
+
+// Open recovers the partition from its directory (creating it if needed),
+// rebuilds its state from the snapshot and the log, and starts its owner.
+func Open(opts Options) (*Partition, error) {
+	if opts.Clock == nil {
+		opts.Clock = clock.Real
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.Default()
+	}
+	if err := opts.FS.MkdirAll(opts.Dir, 0o755); err != nil {
+		return nil, fmt.Errorf("partition %s-%d: %w", opts.Topic, opts.Index, err)
+	}
+	l, err := partlog.Open(opts.FS, opts.Dir, logConfig(opts.Config), opts.Clock.Now())
+	if err != nil {
+		return nil, err
+	}
+	p := &Partition{
+		Topic:     opts.Topic,
+		Index:     opts.Index,
+		opts:      opts,
+		log:       l,
+		clk:       opts.Clock,
+		lg:        opts.Logger.With("topic", opts.Topic, "partition", opts.Index),
+		appends:   make(chan *appendOp, appendQueueLen),
+		ops:       make(chan func(), 64),
+		closing:   make(chan struct{}),
+		closed:    make(chan struct{}),
+		producers: newProducerTable(),
+		lastFlush: opts.Clock.Now(),
+	}
+	p.mu.cfg = opts.Config
+	p.mu.watch = make(chan struct{})
+	if err := p.rebuild(); err != nil {
+		l.Close()
+		return nil, err
+	}
+	go p.run()
+	return p, nil
+}
+
+func logConfig(t config.Topic) partlog.Config {
+	c := partlog.DefaultConfig()
+	c.SegmentBytes = t.SegmentBytes
+	c.SegmentMs = t.SegmentMs
+	c.IndexIntervalBytes = t.IndexIntervalBytes
+	c.RetentionMs = t.RetentionMs
+	c.RetentionBytes = t.RetentionBytes
+	return c
+}
+
+// rebuild derives the producer state and the aborted index from the
+// snapshot (if valid) and the log after it.
+func (p *Partition) rebuild() error {
+	from := p.log.StartOffset()
+	snap, err := readSnapshot(p.opts.FS, p.opts.Dir)
+	if err != nil {
+		p.lg.Warn("ignoring producer state snapshot; rebuilding from the log", "err", err)
+	}
+	var aborted []AbortedTxn
+	if snap != nil && snap.Offset <= p.log.NextOffset() {
+		for i := range snap.Producers {
+			e := snap.Producers[i]
+			p.producers.entries[e.ProducerID] = &e
+		}
+		aborted = snap.Aborted
+		if snap.Offset > from {
+			from = snap.Offset
+		}
+		p.snapshotOffset = snap.Offset
+	}
+	err = p.log.Scan(from, func(b []byte) error {
+		h, err := recordbatch.ParseHeader(b)
+		if err != nil {
+			return err
+		}
+		if a, ok := p.applyBatch(b, &h); ok {
+			aborted = append(aborted, a)
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("partition %s-%d: rebuilding state: %w", p.Topic, p.Index, err)
+	}
+	p.mu.logStart = p.log.StartOffset()
+	p.mu.hw = p.log.NextOffset()
+	p.mu.aborted = trimAborted(aborted, p.mu.logStart)
+	p.mu.lso = p.lsoLocked()
+	return nil
+}
+
+// applyBatch is the apply step: it derives state from one appended batch.
+// It never reads the clock.
+func (p *Partition) applyBatch(b []byte, h *recordbatch.Header) (AbortedTxn, bool) {
+	if h.IsControl() {
+		commit, coordEpoch, err := recordbatch.ParseControl(b)
+		if err != nil {
+			// A control batch we cannot read changes nothing; it was
+			// validated before it was written.
+			p.lg.Error("unreadable control batch in log", "offset", h.BaseOffset, "err", err)
+			return AbortedTxn{}, false
+		}
+		return p.producers.applyControl(h, commit, coordEpoch)
+	}
+	p.producers.apply(h)
+	return AbortedTxn{}, false
+}
+
+func trimAborted(a []AbortedTxn, logStart int64) []AbortedTxn {
+	i := sort.Search(len(a), func(i int) bool { return a[i].LastOffset >= logStart })
+	return append([]AbortedTxn(nil), a[i:]...)
+}
+
+// lsoLocked computes the last stable offset: the first offset of the
+// earliest open transaction, capped by the high watermark. Records at
+// offsets below it are decided (committed, aborted or not transactional).
+// This is the one definition used everywhere.
+func (p *Partition) lsoLocked() int64 {
+	first := p.producers.firstUnstableOffset()
+	if first >= 0 && first < p.mu.hw {
+		return first
+	}
+	return p.mu.hw
+}
+
+// Append submits one validated batch (recordbatch.Validate has passed) and
+// returns a channel that receives the result once the batch is durable
+// according to the topic's flush policy, or rejected.
+func (p *Partition) Append(batch []byte, h recordbatch.Header) <-chan AppendResult {
+	op := &appendOp{batch: batch, h: h, done: make(chan AppendResult, 1)}
+	select {
+	case p.appends <- op:
+	case <-p.closing:
+		op.done <- AppendResult{Err: kerr.NotLeaderForPartition, ErrMessage: "partition is closing"}
+	}
+	return op.done
+}
+
+func (p *Partition) run() {
+	defer close(p.closed)
+	tick := p.clk.After(maintenanceInterval)
+	round := make([]*appendOp, 0, maxAppendsPerRound)
+	for {
+		select {
+		case <-p.closing:
+			p.drainOnClose()
+			return
+		case fn := <-p.ops:
+			fn()
+			continue
+		case <-tick:
+			p.maintain()
+			tick = p.clk.After(maintenanceInterval)
+			continue
+		case op := <-p.appends:
+			round = append(round[:0], op)
+		}
+	drain:
+		for len(round) < maxAppendsPerRound {
+			select {
+			case op := <-p.appends:
+				round = append(round, op)
+			default:
+				break drain
+			}
+		}
+		p.appendRound(round)
+	}
+}
+
+// appendRound writes every op of the round, fsyncs once, publishes the new
+// high watermark and answers the waiters.
+func (p *Partition) appendRound(round []*appendOp) {
+	now := p.clk.Now()
+	p.mu.Lock()
+	cfg := p.mu.cfg
+	storageErr := p.mu.storageErr
+	p.mu.Unlock()
+	logAppendTime := cfg.MessageTimestampType == "LogAppendTime"
+	var newAborted []AbortedTxn
+	wroteAny := false
+	for _, op := range round {
+		op.res.LogAppendTime = -1
+		if storageErr != nil {
+			op.res.Err = kerr.KafkaStorageError
+			op.res.ErrMessage = storageErr.Error()
+			continue
+		}
+		cr := p.producers.check(&op.h)
+		if cr.err != nil {
+			op.res.Err, op.res.ErrMessage = cr.err, cr.msg
+			continue
+		}
+		if cr.duplicate != nil {
+			// A retry of a batch already appended: answer with the
+			// original offsets and no error. The original may be in
+			// this very round, so the answer waits for the sync too.
+			op.res.BaseOffset = cr.duplicate.FirstOffset
+			if logAppendTime {
+				op.res.LogAppendTime = cr.duplicate.Timestamp
+			}
+			op.written = true
+			continue
+		}
+		base := p.log.NextOffset()
+		recordbatch.SetBaseOffset(op.batch, base)
+		recordbatch.SetPartitionLeaderEpoch(op.batch, p.opts.LeaderEpoch)
+		op.h.BaseOffset = base
+		op.h.PartitionLeaderEpoch = p.opts.LeaderEpoch
+		if logAppendTime && !op.h.IsControl() {
+			ts := now.UnixMilli()
+			recordbatch.SetLogAppendTime(op.batch, ts)
+			op.h.MaxTimestamp = ts
+			op.h.Attributes |= recordbatch.AttrLogAppendTime
+			op.res.LogAppendTime = ts
+		}
+		if err := p.log.Append(op.batch, now); err != nil {
+			storageErr = p.failLocked(fmt.Errorf("append at offset %d: %w", base, err))
+			op.res.Err, op.res.ErrMessage = kerr.KafkaStorageError, storageErr.Error()
+			continue
+		}
+		if a, ok := p.applyBatch(op.batch, &op.h); ok {
+			newAborted = append(newAborted, a)
+		}
+		op.res.BaseOffset = base
+		op.written = true
+		wroteAny = true
+		p.unflushedBatches++
+	}
+	if wroteAny && storageErr == nil && p.flushDue(cfg, now) {
+		if err := p.log.Sync(); err != nil {
+			storageErr = p.failLocked(fmt.Errorf("fsync: %w", err))
+		} else {
+			p.unflushedBatches = 0
+			p.lastFlush = now
+		}
+	}
+	p.mu.Lock()
+	logStart := p.mu.logStart
+	if storageErr == nil {
+		p.mu.aborted = append(p.mu.aborted, newAborted...)
+		p.publishLocked(p.log.NextOffset())
+	}
+	p.mu.Unlock()
+	for _, op := range round {
+		if op.written && storageErr != nil {
+			// NB: the batch may be in the page cache but its fsync
+			// failed: its fate is unknown, so it must not be acked.
+			op.res.Err, op.res.ErrMessage = kerr.KafkaStorageError, storageErr.Error()
+		}
+		op.res.LogStartOffset = logStart
+		op.done <- op.res
+	}
+}
+
+// flushDue applies the topic's flush policy: by default (flush.messages=1)
+// every round is fsynced before it is answered.
+func (p *Partition) flushDue(cfg config.Topic, now time.Time) bool {
+	if cfg.FlushMessages <= 1 {
+		return true
+	}
+	if p.unflushedBatches >= cfg.FlushMessages {
+		return true
+	}
+	return cfg.FlushMs > 0 && now.Sub(p.lastFlush) >= cfg.FlushMs
+}
+
+// failLocked makes a storage error sticky and returns it. Called by the owner.
+func (p *Partition) failLocked(err error) error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.mu.storageErr == nil {
+		p.mu.storageErr = err
+		p.lg.Error("partition storage failed; answering KAFKA_STORAGE_ERROR until restart", "err", err)
+	}
+	return p.mu.storageErr
+}
+
+// publishLocked moves the high watermark and the LSO and wakes fetchers.
+func (p *Partition) publishLocked(hw int64) {
+	p.mu.hw = hw
+	lso := p.lsoLocked()
+	if lso < p.mu.lso {
+		panic(fmt.Sprintf("partition %s-%d: LSO moved back from %d to %d", p.Topic, p.Index, p.mu.lso, lso))
+	}
+	p.mu.lso = lso
+	close(p.mu.watch)
+	p.mu.watch = make(chan struct{})
+}
+
+func (p *Partition) drainOnClose() {
+	for {
+		select {
+		case op := <-p.appends:
+			op.done <- AppendResult{Err: kerr.NotLeaderForPartition, ErrMessage: "partition is closing", LogAppendTime: -1}
+		default:
+			return
+		}
+	}
+}
+
+// maintain enforces retention and expires idle producers.
+func (p *Partition) maintain() {
+	now := p.clk.Now()
+	p.mu.Lock()
+	limit := p.mu.lso
+	failed := p.mu.storageErr != nil
+	p.mu.Unlock()
+	if failed {
+		return
+	}
+	if exp := p.opts.ProducerIDExpiration; exp > 0 {
+		p.producers.expire(now.Add(-exp).UnixMilli(), p.opts.MaxProducers)
+	}
+	before := p.log.StartOffset()
+	if p.wouldRetain(now, limit) {
+		// Producer state must outlive the data it describes: snapshot
+		// before segments go.
+		if err := p.writeSnapshot(); err != nil {
+			p.lg.Warn("producer state snapshot failed; retention postponed", "err", err)
+			return
+		}
+		start, err := p.log.EnforceRetention(now, limit)
+		if err != nil {
+			p.failLocked(fmt.Errorf("retention: %w", err))
+			return
+		}
+		if start != before {
+			p.setLogStart(start)
+		}
+	}
+}
+
+// wouldRetain is a cheap guess whether retention may delete something.
+func (p *Partition) wouldRetain(now time.Time, limit int64) bool {
+	p.mu.Lock()
+	cfg := p.mu.cfg
+	p.mu.Unlock()
+	return cfg.RetentionMs >= 0 || cfg.RetentionBytes >= 0
+}
+
+func (p *Partition) setLogStart(start int64) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if start > p.mu.logStart {
+		p.mu.logStart = start
+		p.mu.aborted = trimAborted(p.mu.aborted, start)
+	}
+}
+
+// do runs fn on the owner goroutine and waits for it.
+func (p *Partition) do(fn func()) error {
+	done := make(chan struct{})
+	select {
+	case p.ops <- func() { fn(); close(done) }:
+	case <-p.closing:
+		return ErrClosed
+	}
+	select {
+	case <-done:
+		return nil
+	case <-p.closed:
+		return ErrClosed
+	}
+}
+
+// Offsets are the partition's current bounds.
+type Offsets struct {
+	LogStartOffset   int64
+	HighWatermark    int64
+	LastStableOffset int64
+}
+
+// Offsets returns the current bounds.
+func (p *Partition) Offsets() Offsets {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return Offsets{LogStartOffset: p.mu.logStart, HighWatermark: p.mu.hw, LastStableOffset: p.mu.lso}
+}
+
+// Watch returns a channel that is closed the next time the high watermark or
+// the last stable offset moves.
+func (p *Partition) Watch() <-chan struct{} {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.mu.watch
+}
+
+// FetchResult is what Fetch returns for one partition.
+type FetchResult struct {
+	Offsets
+	Records []byte
+	// Aborted lists the aborted transactions overlapping the returned
+	// records; set only for read_committed fetches.
+	Aborted []AbortedTxn
+	Err     *kerr.Error
+}
+
+// Fetch reads whole batches from offset, at most maxBytes unless the first
+// batch alone is bigger, up to the high watermark (read_uncommitted) or the
+// last stable offset (readCommitted).
+func (p *Partition) Fetch(offset int64, maxBytes int, readCommitted bool) FetchResult {
+	p.mu.Lock()
+	off := Offsets{LogStartOffset: p.mu.logStart, HighWatermark: p.mu.hw, LastStableOffset: p.mu.lso}
+	storageErr := p.mu.storageErr
+	p.mu.Unlock()
+	res := FetchResult{Offsets: off}
+	if storageErr != nil {
+		res.Err = kerr.KafkaStorageError
+		return res
+	}
+	if offset < off.LogStartOffset || offset > off.HighWatermark {
+		res.Err = kerr.OffsetOutOfRange
+		return res
+	}
+	limit := off.HighWatermark
+	if readCommitted {
+		limit = off.LastStableOffset
+	}
+	if offset >= limit {
+		return res
+	}
+	recs, err := p.log.Read(offset, maxBytes, limit)
+	if err != nil {
+		if errors.Is(err, partlog.ErrOffsetOutOfRange) {
+			// Retention moved the start between our snapshot of the
+			// bounds and the read.
+			res.Err = kerr.OffsetOutOfRange
+			return res
+		}
+		res.Err = kerr.KafkaStorageError
+		p.lg.Error("read failed", "offset", offset, "err", err)
+		return res
+	}
+	res.Records = recs
+	if readCommitted && len(recs) > 0 {
+		res.Aborted = p.abortedIn(offset, lastOffsetOf(recs))
+	}
+	return res
+}
+
+func lastOffsetOf(recs []byte) int64 {
+	last := int64(-1)
+	_ = recordbatch.Split(recs, func(b []byte) error {
+		if h, err := recordbatch.ParseHeader(b); err == nil {
+			last = h.LastOffset()
+		}
+		return nil
+	})
+	return last
+}
+
+// abortedIn returns the aborted transactions that overlap [from, to].
+func (p *Partition) abortedIn(from, to int64) []AbortedTxn {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	i := sort.Search(len(p.mu.aborted), func(i int) bool { return p.mu.aborted[i].LastOffset >= from })
+	var out []AbortedTxn
+	for _, a := range p.mu.aborted[i:] {
+		if a.FirstOffset <= to {
+			out = append(out, a)
+		}
+	}
+	return out
+}
+
+// Config returns the topic config in force.
+func (p *Partition) Config() config.Topic {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.mu.cfg
+}
+
+// SetConfig changes the topic config at runtime.
+func (p *Partition) SetConfig(cfg config.Topic) {
+	p.mu.Lock()
+	p.mu.cfg = cfg
+	p.mu.Unlock()
+	p.do(func() { p.log.SetConfig(logConfig(cfg)) })
+}
+
+// DeleteRecordsBefore raises the log start offset to offset (DeleteRecords);
+// offset -1 means the high watermark. It returns the new log start offset.
+func (p *Partition) DeleteRecordsBefore(offset int64) (int64, *kerr.Error) {
+	var kerrOut *kerr.Error
+	var start int64
+	err := p.do(func() {
+		p.mu.Lock()
+		hw := p.mu.hw
+		cur := p.mu.logStart
+		p.mu.Unlock()
+		if offset == -1 {
+			offset = hw
+		}
+		if offset < 0 || offset > hw {
+			kerrOut = kerr.OffsetOutOfRange
+			return
+		}
+		if offset <= cur {
+			start = cur
+			return
+		}
+		if err := p.writeSnapshot(); err != nil {
+			kerrOut = kerr.KafkaStorageError
+			return
+		}
+		if err := p.log.SetStartOffset(offset); err != nil {
+			p.failLocked(fmt.Errorf("delete records: %w", err))
+			kerrOut = kerr.KafkaStorageError
+			return
+		}
+		p.setLogStart(offset)
+		start = offset
+	})
+	if err != nil {
+		return 0, kerr.NotLeaderForPartition
+	}
+	return start, kerrOut
+}
+
+// Producers returns a copy of the producer table (DescribeProducers, tests).
+func (p *Partition) Producers() []ProducerEntry {
+	var out []ProducerEntry
+	if err := p.do(func() { out = p.producers.sorted() }); err != nil {
+		return nil
+	}
+	return out
+}
+
+// AbortedTxns returns a copy of the aborted-transaction index.
+func (p *Partition) AbortedTxns() []AbortedTxn {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return append([]AbortedTxn(nil), p.mu.aborted...)
+}
+
+// Log gives read access to the log for ListOffsets and tests.
+func (p *Partition) Log() *partlog.Log { return p.log }
+
+// Close stops the owner, writes a producer state snapshot and closes the
+// log. Appends still queued are answered NOT_LEADER so clients retry.
+func (p *Partition) Close() error {
+	select {
+	case <-p.closing:
+		<-p.closed
+		return nil
+	default:
+	}
+	close(p.closing)
+	<-p.closed
+	var errs []error
+	p.mu.Lock()
+	failed := p.mu.storageErr != nil
+	p.mu.Unlock()
+	if !failed {
+		if err := p.log.Sync(); err != nil {
+			errs = append(errs, err)
+		} else if err := p.writeSnapshot(); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if err := p.log.Close(); err != nil {
+		errs = append(errs, err)
+	}
+	return errors.Join(errs...)
+}
+
+// Delete closes the partition and removes its files.
+func (p *Partition) Delete() error {
+	select {
+	case <-p.closing:
+	default:
+		close(p.closing)
+	}
+	<-p.closed
+	return p.log.Delete()
+}

@@ -1,0 +1,158 @@
+package server
+
+// Produce (key 0), versions 3-11.
+//
+// Behaviour:
+//   - Acks must be -1, 0 or 1 (INVALID_REQUIRED_ACKS). acks=0 gets no
+//     response at all; the records are still appended.
+//   - Each partition carries exactly one record batch (v3+ rule), magic 2,
+//     validated here on the connection's goroutine (length, CRC-32C, record
+//     count, records, timestamps; decompressed for all four codecs and
+//     stored as sent). A bad batch gets CORRUPT_MESSAGE, INVALID_RECORD or
+//     INVALID_TIMESTAMP and nothing of it is stored; a batch over
+//     max.message.bytes gets MESSAGE_TOO_LARGE.
+//   - The partition's owner checks producer state (duplicates answered with
+//     their original offsets, OUT_OF_ORDER_SEQUENCE_NUMBER, fencing), stamps
+//     and appends; the answer waits for the fsync (group commit).
+//   - A missing topic is created when auto.create.topics.enable is on.
+//
+// Version notes: v8 adds per-record errors and an error message.
+//
+// Not done: transactional produce (issue: transactions); Produce v12+
+// (transaction protocol v2) is not advertised until it is served.
+
+import (
+	"math"
+	"time"
+
+	"github.com/oncelog/oncelog/internal/broker"
+	"github.com/oncelog/oncelog/internal/partition"
+	"github.com/oncelog/oncelog/internal/recordbatch"
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kmsg"
+)
+
+func init() { register(0, 3, 11, handleProduce) }
+
+type produceSlot struct {
+	sp   *kmsg.ProduceResponseTopicPartition
+	wait <-chan partition.AppendResult
+}
+
+func handleProduce(c *conn, kreq kmsg.Request) reply {
+	req := kreq.(*kmsg.ProduceRequest)
+	resp := req.ResponseKind().(*kmsg.ProduceResponse)
+	b := c.s.b
+	var slots []produceSlot
+	nowT := time.Now()
+
+	resp.Topics = make([]kmsg.ProduceResponseTopic, len(req.Topics))
+	for ti := range req.Topics {
+		rt := &req.Topics[ti]
+		st := &resp.Topics[ti]
+		*st = kmsg.NewProduceResponseTopic()
+		st.Topic = rt.Topic
+		st.Partitions = make([]kmsg.ProduceResponseTopicPartition, len(rt.Partitions))
+		t := b.Topic(rt.Topic)
+		if t == nil && b.Config.AutoCreateTopics && broker.ValidateTopicName(rt.Topic) == nil {
+			t, _ = b.CreateTopic(rt.Topic, -1, nil, false)
+			if t == nil {
+				t = b.Topic(rt.Topic)
+			}
+		}
+		for pi := range rt.Partitions {
+			rp := &rt.Partitions[pi]
+			sp := &st.Partitions[pi]
+			*sp = kmsg.NewProduceResponseTopicPartition()
+			sp.Partition = rp.Partition
+			sp.BaseOffset, sp.LogAppendTime, sp.LogStartOffset = -1, -1, -1
+			fail := func(code *kerr.Error, msg string) {
+				sp.ErrorCode = code.Code
+				if req.Version >= 8 && msg != "" {
+					sp.ErrorMessage = &msg
+				}
+			}
+			if req.Acks != -1 && req.Acks != 0 && req.Acks != 1 {
+				fail(kerr.InvalidRequiredAcks, "acks must be -1, 0 or 1")
+				continue
+			}
+			if t == nil || rp.Partition < 0 || int(rp.Partition) >= len(t.Partitions) {
+				fail(kerr.UnknownTopicOrPartition, "")
+				continue
+			}
+			p := t.Partitions[rp.Partition]
+			cfg := p.Config()
+			if len(rp.Records) > int(cfg.MaxMessageBytes)+recordbatch.LengthPrefixSize {
+				fail(kerr.MessageTooLarge, "batch exceeds max.message.bytes")
+				continue
+			}
+			n := 0
+			if err := recordbatch.Split(rp.Records, func([]byte) error { n++; return nil }); err != nil || n != 1 {
+				fail(kerr.CorruptMessage, "a produce request must carry exactly one whole record batch per partition")
+				continue
+			}
+			h, err := recordbatch.Validate(rp.Records, validateOptions(cfg.MessageTimestampType, cfg.TimestampBeforeMaxMs, cfg.TimestampAfterMaxMs, nowT))
+			if err != nil {
+				fail(batchErrorCode(err), err.Error())
+				continue
+			}
+			if h.IsTransactional() {
+				fail(kerr.TransactionalIDAuthorizationFailed, "transactions are not supported yet")
+				continue
+			}
+			if req.TransactionID != nil {
+				fail(kerr.TransactionalIDAuthorizationFailed, "transactions are not supported yet")
+				continue
+			}
+			slots = append(slots, produceSlot{sp: sp, wait: p.Append(rp.Records, h)})
+		}
+	}
+	if req.Acks == 0 {
+		return noReply()
+	}
+	return later(func() kmsg.Response {
+		for _, s := range slots {
+			r := <-s.wait
+			if r.Err != nil {
+				s.sp.ErrorCode = r.Err.Code
+				if req.Version >= 8 && r.ErrMessage != "" {
+					m := r.ErrMessage
+					s.sp.ErrorMessage = &m
+				}
+				continue
+			}
+			s.sp.BaseOffset = r.BaseOffset
+			s.sp.LogAppendTime = r.LogAppendTime
+			s.sp.LogStartOffset = r.LogStartOffset
+		}
+		return resp
+	})
+}
+
+func validateOptions(tsType string, beforeMs, afterMs int64, nowT time.Time) recordbatch.ValidateOptions {
+	o := recordbatch.ValidateOptions{Now: nowT, FromClient: true, MaxTimestampDiff: -1}
+	if tsType == "LogAppendTime" {
+		o.TimestampType = recordbatch.LogAppendTime
+	}
+	// NB: Kafka (KIP-937) bounds the past and the future separately; the
+	// validator takes one window, so the narrower one applies to both.
+	lim := beforeMs
+	if afterMs < lim {
+		lim = afterMs
+	}
+	if lim != math.MaxInt64 {
+		o.MaxTimestampDiff = time.Duration(lim) * time.Millisecond
+	}
+	return o
+}
+
+func batchErrorCode(err error) *kerr.Error {
+	switch {
+	case errorsIs(err, recordbatch.ErrInvalidTimestamp):
+		return kerr.InvalidTimestamp
+	case errorsIs(err, recordbatch.ErrInvalidRecord):
+		return kerr.InvalidRecord
+	default:
+		return kerr.CorruptMessage
+	}
+}

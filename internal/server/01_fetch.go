@@ -1,0 +1,200 @@
+package server
+
+// Fetch (key 1), versions 4-13.
+//
+// Behaviour:
+//   - Returns whole stored batches from the batch that holds FetchOffset (a
+//     fetch may start inside a batch; clients skip the earlier records), up
+//     to the high watermark, or to the last stable offset for
+//     read_committed (IsolationLevel 1), which also gets the aborted
+//     transactions overlapping the returned data (only read_committed gets
+//     them).
+//   - Byte limits: PartitionMaxBytes per partition and MaxBytes per
+//     response, except that the first batch found is always returned whole
+//     even if larger (KIP-74), so a consumer can always make progress.
+//   - Long polling: with fewer than MinBytes available the answer waits
+//     until a partition's high watermark or LSO moves, or MaxWaitMillis
+//     passes. Waits run on the connection's writer, so later requests on the
+//     connection are still read and started meanwhile. At most
+//     max fetch waiters wait broker-wide; past that the answer is immediate.
+//   - FetchOffset outside [log start, high watermark]: OFFSET_OUT_OF_RANGE.
+//
+// Version notes: v7 adds fetch sessions (KIP-227): we answer SessionID 0,
+// which tells clients that no session was created, so every request is a
+// full one. v11 adds the preferred read replica (-1: none). v13 names topics
+// by id (KIP-516).
+//
+// Not done: follower fetches (ReplicaID >= 0) until replication exists;
+// fetch sessions; zero-copy sends.
+
+import (
+	"time"
+
+	"github.com/oncelog/oncelog/internal/partition"
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kmsg"
+)
+
+func init() { register(1, 4, 13, handleFetch) }
+
+// maxFetchWait bounds MaxWaitMillis so a client cannot park a request for
+// long.
+const maxFetchWait = 30 * time.Second
+
+type fetchSlot struct {
+	sp        *kmsg.FetchResponseTopicPartition
+	p         *partition.Partition
+	offset    int64
+	partBytes int32
+}
+
+func handleFetch(c *conn, kreq kmsg.Request) reply {
+	req := kreq.(*kmsg.FetchRequest)
+	resp := req.ResponseKind().(*kmsg.FetchResponse)
+	b := c.s.b
+	if req.SessionID != 0 {
+		resp.ErrorCode = kerr.FetchSessionIDNotFound.Code
+		return now(resp)
+	}
+	committed := req.IsolationLevel == 1
+	var slots []fetchSlot
+	resp.Topics = make([]kmsg.FetchResponseTopic, len(req.Topics))
+	for ti := range req.Topics {
+		rt := &req.Topics[ti]
+		st := &resp.Topics[ti]
+		*st = kmsg.NewFetchResponseTopic()
+		st.Topic, st.TopicID = rt.Topic, rt.TopicID
+		st.Partitions = make([]kmsg.FetchResponseTopicPartition, len(rt.Partitions))
+		t := b.Topic(rt.Topic)
+		unknown := kerr.UnknownTopicOrPartition
+		if req.Version >= 13 {
+			t = b.TopicByID(rt.TopicID)
+			unknown = kerr.UnknownTopicID
+		}
+		for pi := range rt.Partitions {
+			rp := &rt.Partitions[pi]
+			sp := &st.Partitions[pi]
+			*sp = kmsg.NewFetchResponseTopicPartition()
+			sp.Partition = rp.Partition
+			sp.HighWatermark, sp.LastStableOffset, sp.LogStartOffset = -1, -1, -1
+			sp.PreferredReadReplica = -1
+			if t == nil {
+				sp.ErrorCode = unknown.Code
+				continue
+			}
+			if rp.Partition < 0 || int(rp.Partition) >= len(t.Partitions) {
+				sp.ErrorCode = kerr.UnknownTopicOrPartition.Code
+				continue
+			}
+			slots = append(slots, fetchSlot{sp: sp, p: t.Partitions[rp.Partition], offset: rp.FetchOffset, partBytes: rp.PartitionMaxBytes})
+		}
+	}
+	maxBytes := req.MaxBytes
+	if maxBytes <= 0 {
+		maxBytes = 1 << 30
+	}
+	total := fetchOnce(slots, maxBytes, committed)
+	wait := time.Duration(req.MaxWaitMillis) * time.Millisecond
+	if wait > maxFetchWait {
+		wait = maxFetchWait
+	}
+	if total >= int(req.MinBytes) || wait <= 0 || len(slots) == 0 || anyError(slots) {
+		return now(resp)
+	}
+	select {
+	case c.s.fetchSlots <- struct{}{}:
+	default:
+		return now(resp) // too many parked fetches: answer what we have
+	}
+	return later(func() kmsg.Response {
+		defer func() { <-c.s.fetchSlots }()
+		deadline := time.NewTimer(wait)
+		defer deadline.Stop()
+		for {
+			wake := make(chan struct{}, 1)
+			stop := make(chan struct{})
+			for _, s := range slots {
+				go func(w <-chan struct{}) {
+					select {
+					case <-w:
+						select {
+						case wake <- struct{}{}:
+						default:
+						}
+					case <-stop:
+					}
+				}(s.p.Watch())
+			}
+			// Re-read after arming the watches, so a change between the
+			// first read and the arming is not missed.
+			total = fetchOnce(slots, maxBytes, committed)
+			if total >= int(req.MinBytes) || anyError(slots) {
+				close(stop)
+				return resp
+			}
+			select {
+			case <-wake:
+				close(stop)
+			case <-deadline.C:
+				close(stop)
+				return resp
+			case <-c.ctx.Done():
+				close(stop)
+				return resp
+			}
+		}
+	})
+}
+
+func anyError(slots []fetchSlot) bool {
+	for _, s := range slots {
+		if s.sp.ErrorCode != 0 {
+			return true
+		}
+	}
+	return false
+}
+
+// fetchOnce fills every slot from its partition and returns the bytes read.
+func fetchOnce(slots []fetchSlot, maxBytes int32, committed bool) int {
+	remaining := int(maxBytes)
+	total := 0
+	for _, s := range slots {
+		limit := int(s.partBytes)
+		if limit > remaining {
+			limit = remaining
+		}
+		var res partition.FetchResult
+		if limit <= 0 && total > 0 {
+			// Out of response budget: report the bounds only.
+			o := s.p.Offsets()
+			res = partition.FetchResult{Offsets: o}
+		} else {
+			if limit <= 0 {
+				limit = 1
+			}
+			res = s.p.Fetch(s.offset, limit, committed)
+		}
+		sp := s.sp
+		sp.HighWatermark = res.HighWatermark
+		sp.LastStableOffset = res.LastStableOffset
+		sp.LogStartOffset = res.LogStartOffset
+		sp.ErrorCode = 0
+		if res.Err != nil {
+			sp.ErrorCode = res.Err.Code
+		}
+		sp.RecordBatches = res.Records
+		sp.AbortedTransactions = nil
+		if committed {
+			sp.AbortedTransactions = make([]kmsg.FetchResponseTopicPartitionAbortedTransaction, 0, len(res.Aborted))
+			for _, a := range res.Aborted {
+				at := kmsg.NewFetchResponseTopicPartitionAbortedTransaction()
+				at.ProducerID, at.FirstOffset = a.ProducerID, a.FirstOffset
+				sp.AbortedTransactions = append(sp.AbortedTransactions, at)
+			}
+		}
+		total += len(res.Records)
+		remaining -= len(res.Records)
+	}
+	return total
+}

@@ -152,3 +152,38 @@ func ReadPeakRSS(pid int) (int64, error) {
 	}
 	return ParsePeakRSS(b)
 }
+
+// ParseMachineBusy returns the CPU time all CPUs spent not idle, from the
+// aggregate "cpu" line of /proc/stat: user, nice, system, irq, softirq and
+// steal (guest time is already inside user and nice; idle and iowait are
+// idle). Subtracting the broker's and the driver's own time from its change
+// over a run shows what else competed for the machine.
+func ParseMachineBusy(stat []byte, ticksPerSecond int64) (time.Duration, error) {
+	if ticksPerSecond <= 0 {
+		return 0, fmt.Errorf("ticks per second %d is not positive", ticksPerSecond)
+	}
+	line, _, _ := bytes.Cut(stat, []byte("\n"))
+	f := strings.Fields(string(line))
+	if len(f) < 9 || f[0] != "cpu" {
+		return 0, fmt.Errorf("proc stat: first line %q is not the aggregate cpu line", line)
+	}
+	var busy uint64
+	// 1 user, 2 nice, 3 system, 4 idle, 5 iowait, 6 irq, 7 softirq, 8 steal.
+	for _, i := range []int{1, 2, 3, 6, 7, 8} {
+		n, err := strconv.ParseUint(f[i], 10, 63)
+		if err != nil {
+			return 0, fmt.Errorf("proc stat: cpu field %d %q: %w", i, f[i], err)
+		}
+		busy += n
+	}
+	return time.Duration(int64(busy) * int64(time.Second) / ticksPerSecond), nil
+}
+
+// ReadMachineBusy reads /proc/stat.
+func ReadMachineBusy() (time.Duration, error) {
+	b, err := os.ReadFile("/proc/stat")
+	if err != nil {
+		return 0, err
+	}
+	return ParseMachineBusy(b, ClockTicks())
+}

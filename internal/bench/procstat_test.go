@@ -119,3 +119,21 @@ func TestReadCPUTimesSelf(t *testing.T) {
 		t.Error(err)
 	}
 }
+
+func TestParseMachineBusy(t *testing.T) {
+	stat := "cpu  100 20 30 5000 40 5 6 7 0 0\ncpu0 50 10 15 2500 20 2 3 3 0 0\nintr 1 2 3\n"
+	got, err := ParseMachineBusy([]byte(stat), 100)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// 100+20+30+5+6+7 = 168 ticks; idle and iowait are not busy.
+	if want := 1680 * time.Millisecond; got != want {
+		t.Errorf("ParseMachineBusy = %v, want %v", got, want)
+	}
+	if _, err := ParseMachineBusy([]byte("cpu0 1 2 3 4 5 6 7 8\n"), 100); err == nil {
+		t.Errorf("per-CPU line accepted as the aggregate")
+	}
+	if _, err := ParseMachineBusy([]byte("cpu 1 2\n"), 100); err == nil {
+		t.Errorf("short line accepted")
+	}
+}

@@ -67,13 +67,17 @@ type Summary struct {
 	N      int     `json:"n"`
 }
 
-// Summarize drops NaNs (failed runs) and summarises the rest.
+// Summarize drops NaNs (failed runs) and summarises the rest. With nothing
+// left it returns the zero Summary (N == 0), which JSON can encode.
 func Summarize(xs []float64) Summary {
 	var ok []float64
 	for _, x := range xs {
 		if !math.IsNaN(x) {
 			ok = append(ok, x)
 		}
+	}
+	if len(ok) == 0 {
+		return Summary{}
 	}
 	lo, hi := Range(ok)
 	return Summary{Median: Median(ok), Min: lo, Max: hi, N: len(ok)}

@@ -51,6 +51,7 @@ func run() error {
 		oncelogBin     = flag.String("oncelog-bin", "", "oncelog binary (default: go build ./cmd/oncelog)")
 		kfakeBin       = flag.String("kfake-bin", "", "kfakeserver binary (default: go build ./bench/kfakeserver)")
 		repo           = flag.String("repo", "", "oncelog checkout to build from (default: found above the working directory)")
+		tmpDir         = flag.String("tmp-dir", "", "where binaries and broker data directories go (default: $TMPDIR); put it on the disk you mean to measure")
 	)
 	flag.Parse()
 
@@ -74,7 +75,7 @@ func run() error {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 
-	tmp, err := os.MkdirTemp("", "oncelog-bench-")
+	tmp, err := os.MkdirTemp(*tmpDir, "oncelog-bench-")
 	if err != nil {
 		return err
 	}

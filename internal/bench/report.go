@@ -49,7 +49,11 @@ func (rep Report) WriteText(w io.Writer) {
 	fmt.Fprintf(w, "\n%d repetitions, %gs per scenario, %d partitions, %d-byte records where the name fixes none; median [min–max] over repetitions\n",
 		rep.Settings.Reps, rep.Settings.DurationSecs, rep.Settings.Partitions, rep.Settings.RecordBytes)
 	for _, ss := range rep.Summaries {
-		fmt.Fprintf(w, "\n%s (compared on %s)\n", ss.Scenario, ss.Metric)
+		better := "higher is better"
+		if ss.Metric == "p99" {
+			better = "lower is better"
+		}
+		fmt.Fprintf(w, "\n%s (compared on %s, %s)\n", ss.Scenario, ss.Metric, better)
 		for _, name := range rep.Settings.Targets {
 			ts := ss.Targets[name]
 			if ts.OK == 0 {

@@ -117,6 +117,11 @@ func (t *producerTable) check(h *recordbatch.Header) checkResult {
 	if h.ProducerEpoch < e.ProducerEpoch {
 		return checkResult{err: kerr.InvalidProducerEpoch, msg: "producer epoch is older than the current one: fenced"}
 	}
+	if h.IsControl() {
+		// Markers come from the transaction coordinator and carry no
+		// sequence; only their epoch is checked.
+		return checkResult{}
+	}
 	if h.ProducerEpoch > e.ProducerEpoch {
 		// A new epoch restarts sequences at 0.
 		if h.BaseSequence != 0 {

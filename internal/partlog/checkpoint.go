@@ -60,6 +60,7 @@ func readCheckpoint(fsys vfs.FS, dir string) (off int64, ok bool, err error) {
 		return 0, false, err
 	}
 	b = b[:n]
+	err = nil // io.EOF after a full read is not an error
 	switch {
 	case n != checkpointSize:
 		err = fmt.Errorf("size %d, want %d", n, checkpointSize)

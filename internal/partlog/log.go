@@ -259,7 +259,7 @@ func (l *Log) recover(now time.Time) error {
 
 	if len(l.mu.segs) == 0 {
 		// A new log, or one whose every segment was deleted.
-		s, err := l.createSegment(start, now)
+		s, err := l.createSegment(start, now.UnixMilli())
 		if err != nil {
 			return err
 		}
@@ -271,7 +271,7 @@ func (l *Log) recover(now time.Time) error {
 		// it were deleted (DeleteRecords up to the end) and later appends
 		// were lost with a torn tail. As Kafka does, restart the log empty
 		// at the start offset so that offsets never go backwards.
-		s, err := l.createSegment(start, now)
+		s, err := l.createSegment(start, now.UnixMilli())
 		if err != nil {
 			return err
 		}
@@ -374,13 +374,14 @@ func (l *Log) openSegment(base int64, create bool) (*segment, error) {
 }
 
 // createSegment creates an empty active segment at base with its index
-// files, and makes the new entries durable.
-func (l *Log) createSegment(base int64, now time.Time) (*segment, error) {
+// files, and makes the new entries durable. rollTs is the segment's birth
+// time in Unix millis.
+func (l *Log) createSegment(base int64, rollTs int64) (*segment, error) {
 	s, err := l.openSegment(base, true)
 	if err != nil {
 		return nil, err
 	}
-	s.rollTs = now.UnixMilli()
+	s.rollTs = rollTs
 	if err := l.openIndexFiles(s, true); err != nil {
 		s.release()
 		return nil, err
@@ -591,7 +592,7 @@ func (l *Log) roll(now time.Time) (*segment, error) {
 	if err := old.closeIndexes(true); err != nil {
 		return nil, l.fail(fmt.Errorf("close indexes of %s: %w", old.path, err))
 	}
-	s, err := l.createSegment(l.mu.next, now)
+	s, err := l.createSegment(l.mu.next, now.UnixMilli())
 	if err != nil {
 		return nil, l.fail(fmt.Errorf("roll: %w", err))
 	}
@@ -1189,6 +1190,12 @@ func (l *Log) Truncate(offset int64) error {
 	if !found {
 		panic(fmt.Sprintf("partlog: truncate: offset %d below log end %d not found in %s", offset, l.mu.next, s.path))
 	}
+	if h.BaseOffset < l.mu.start {
+		// The batch holding offset also holds the start offset: nothing
+		// readable is left. Restart empty at the start offset rather than
+		// lower it, so the start offset only ever rises.
+		return l.resetAtLocked(l.mu.start, l.active().rollTs)
+	}
 	later := l.mu.segs[i+1:]
 	// Publish the new end before touching the file, so readers stop at it;
 	// gen makes a reader that raced with this retry.
@@ -1240,4 +1247,30 @@ func (l *Log) Truncate(offset int64) error {
 	s.idxWritten, s.timeWritten = len(s.index), len(s.times)
 	s.dirty = false
 	return nil
+}
+
+// resetAtLocked replaces every segment by one empty segment at off. The new
+// segment is created before the old ones are deleted: a crash in between
+// leaves old segments below a checkpointed start, which Open deletes.
+// Caller holds wmu; off must be the durable start offset.
+func (l *Log) resetAtLocked(off int64, rollTs int64) error {
+	if err := l.syncLocked(); err != nil {
+		return err
+	}
+	if err := l.active().closeIndexes(true); err != nil {
+		return l.fail(fmt.Errorf("close indexes of %s: %w", l.active().path, err))
+	}
+	s, err := l.createSegment(off, rollTs)
+	if err != nil {
+		return l.fail(err)
+	}
+	l.mu.Lock()
+	old := l.mu.segs
+	l.mu.segs = []*segment{s}
+	l.mu.next = off
+	for _, o := range old {
+		o.gen++
+	}
+	l.mu.Unlock()
+	return l.dropSegments(old)
 }

@@ -73,6 +73,9 @@ func (rep Report) WriteText(w io.Writer) {
 			}
 			line += fmt.Sprintf("\n           CPU s: broker %s (%s µs/record)  driver %s  other %s;  broker peak RSS %s MB",
 				span(ts.BrokerCPU, fixed(2)), span(ts.BrokerUSPerRec, fixed(2)), span(ts.DriverCPU, fixed(2)), span(ts.OtherCPU, fixed(2)), span(ts.PeakRSSMB, fixed(0)))
+			if ts.Contended > 0 {
+				line += fmt.Sprintf("  [%d of %d runs contended]", ts.Contended, ts.OK)
+			}
 			if ts.Failed > 0 {
 				line += fmt.Sprintf("  (%d failed: %s)", ts.Failed, truncate(ts.Errors[0], 120))
 			}
@@ -119,7 +122,7 @@ func (rep Report) WriteMarkdown(w io.Writer) {
 			}
 			fmt.Fprintf(w, "| %s | %s | %s | %s | %s | %s | %s | %s | %s |\n", ss.Scenario, name,
 				span(ts.RecordsPerSec, thousands), span(ts.MBPerSec, fixed(1)), extra,
-				fixed(2)(ts.BrokerCPU.Median), fixed(2)(ts.DriverCPU.Median), fixed(2)(ts.OtherCPU.Median), r)
+				fixed(2)(ts.BrokerCPU.Median), fixed(2)(ts.DriverCPU.Median), fixed(2)(ts.OtherCPU.Median)+contendedMark(ts), r)
 		}
 	}
 }
@@ -132,3 +135,12 @@ func truncate(s string, n int) string {
 }
 
 func escapeCell(s string) string { return strings.ReplaceAll(s, "|", `\|`) }
+
+// contendedMark flags, in the Markdown table, summaries that include runs
+// taken while other processes used the machine.
+func contendedMark(ts TargetSummary) string {
+	if ts.Contended == 0 {
+		return ""
+	}
+	return fmt.Sprintf(" (%d/%d contended)", ts.Contended, ts.OK)
+}

@@ -73,6 +73,18 @@ type Run struct {
 
 func (r Run) ok() bool { return r.Err == "" }
 
+// contendedCores is how much other CPU load (in cores, averaged over the
+// timed phase) marks a run as taken on a contended machine. On 2 cores
+// shared by broker and client, a quarter of a core elsewhere is already
+// enough to move the figures.
+const contendedCores = 0.25
+
+// Contended reports whether something other than the broker and the driver
+// used more than contendedCores during the timed phase.
+func (r Run) Contended() bool {
+	return r.ElapsedSeconds > 0 && r.OtherCPUSeconds/r.ElapsedSeconds > contendedCores
+}
+
 // metric returns the figure compared between targets, NaN if failed.
 func (r Run) metric(name string) float64 {
 	if !r.ok() {
@@ -154,6 +166,7 @@ type ScenarioSummary struct {
 // TargetSummary is one target's figures for one scenario.
 type TargetSummary struct {
 	OK             int      `json:"ok"`
+	Contended      int      `json:"contended"` // successful runs with other load above contendedCores
 	Failed         int      `json:"failed"`
 	Errors         []string `json:"errors,omitempty"`
 	RecordsPerSec  Summary  `json:"records_per_s"`
@@ -236,6 +249,9 @@ func (cfg Config) logRun(r Run) {
 		r.BrokerCPUSeconds/r.ElapsedSeconds, r.DriverCPUSeconds, r.OtherCPUSeconds)
 	if r.Note != "" {
 		line += "  " + r.Note
+	}
+	if r.Contended() {
+		line += "  [contended]"
 	}
 	cfg.logf("%s", line)
 }
@@ -415,6 +431,9 @@ func BuildSummaries(runs []Run, cfg Config) []ScenarioSummary {
 					continue
 				}
 				ts.OK++
+				if r.Contended() {
+					ts.Contended++
+				}
 				for _, m := range metrics {
 					series[t.Name][m][r.Rep-1] = r.metric(m)
 				}

@@ -817,8 +817,10 @@ func walk(v view, pos int64, stop func(h *recordbatch.Header) bool) (at int64, h
 // before the first batch whose base offset is >= maxOffset and before the
 // total would exceed maxBytes, but returns at least the first batch if its
 // base is below maxOffset, however large (KIP-74). An offset equal to
-// NextOffset gives no bytes; one below StartOffset or above NextOffset gives
-// ErrOffsetOutOfRange. The bytes are the caller's.
+// NextOffset, or at or above maxOffset, gives no bytes; one below
+// StartOffset or above NextOffset gives ErrOffsetOutOfRange. The bytes are
+// the caller's. Data appended but not yet synced is returned: bounding reads
+// by the high watermark is the caller's job (maxOffset).
 func (l *Log) Read(offset int64, maxBytes int, maxOffset int64) ([]byte, error) {
 	for attempt := 0; ; attempt++ {
 		b, err := l.readOnce(offset, maxBytes, maxOffset)

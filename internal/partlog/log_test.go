@@ -211,6 +211,14 @@ func TestIndexRebuiltWhenMissingOrWrong(t *testing.T) {
 	if !bytes.Equal(readFileT(t, ip), good) || !bytes.Equal(readFileT(t, tp), goodT) {
 		t.Fatal("indexes not rebuilt to the same bytes")
 	}
+	// The lookup for a late offset starts near it, not at position 0.
+	l.mu.RLock()
+	s := l.mu.segs[0]
+	pos, lastPos := s.lookupLocked(39), s.index[len(s.index)-1].pos
+	l.mu.RUnlock()
+	if pos == 0 || pos != int64(lastPos) {
+		t.Fatalf("lookup(39) = %d, last index entry at %d", pos, lastPos)
+	}
 	for off := int64(0); off < 40; off++ {
 		b, err := l.Read(off, 1, 1<<62)
 		if err != nil || baseOf(b) != off {

@@ -249,6 +249,12 @@ func TestTornTailTruncatedAndRollDropsEmpty(t *testing.T) {
 	if names, _ := m.ReadDir(dir); len(names) != 3 { // log, index, timeindex, and no 6
 		t.Fatalf("files %v", names)
 	}
+	rec := l.Recovery()
+	if rec.TornFile != name || rec.TornPosition != end || rec.TornBytes != 30 ||
+		len(rec.RemovedFiles) != 1 || rec.RemovedFiles[0] != dir+"/00000000000000000006.log" {
+		t.Fatalf("recovery report %+v", rec)
+	}
+	t.Logf("%+v", rec)
 	appendN(t, l, 1, 1, 1, constTs, t0)
 	if len(allBatches(t, l)) != 6 {
 		t.Fatal("append after repair")

@@ -118,10 +118,26 @@ func (c Config) normalized() Config {
 	return c
 }
 
+// Recovery says what Open repaired, for the broker to log.
+type Recovery struct {
+	// TornFile is the segment whose invalid tail was cut ("" if none), at
+	// TornPosition, dropping TornBytes bytes, because of TornReason.
+	TornFile     string
+	TornPosition int64
+	TornBytes    int64
+	TornReason   string
+	// RemovedFiles are leftovers deleted: segments below the start offset,
+	// empty segments after a torn tail, orphan index and temp files.
+	RemovedFiles []string
+	// RebuiltIndexes are index files rewritten to match the log.
+	RebuiltIndexes []string
+}
+
 // Log is one partition's log.
 type Log struct {
-	fs  vfs.FS
-	dir string
+	fs       vfs.FS
+	dir      string
+	recovery Recovery // set by Open, then read-only
 
 	// wmu serializes the owner's operations; it is held across their I/O.
 	wmu sync.Mutex
@@ -188,6 +204,7 @@ func (l *Log) recover(now time.Time) error {
 			if err := l.fs.Remove(l.path(name)); err != nil {
 				return fmt.Errorf("partlog: remove %s: %w", l.path(name), err)
 			}
+			l.recovery.RemovedFiles = append(l.recovery.RemovedFiles, l.path(name))
 			l.dirDirty = true
 		case isSeg && "."+suffix == logSuffix:
 			bases = append(bases, base)
@@ -210,6 +227,7 @@ func (l *Log) recover(now time.Time) error {
 		if err := l.removeSegmentFiles(bases[0]); err != nil {
 			return err
 		}
+		l.recovery.RemovedFiles = append(l.recovery.RemovedFiles, l.path(segmentName(bases[0])+logSuffix))
 		bases = bases[1:]
 	}
 
@@ -243,6 +261,7 @@ func (l *Log) recover(now time.Time) error {
 				if err := l.removeSegmentFiles(b); err != nil {
 					return err
 				}
+				l.recovery.RemovedFiles = append(l.recovery.RemovedFiles, l.path(segmentName(b)+logSuffix))
 			}
 			bases = bases[:i+1]
 		}
@@ -283,6 +302,7 @@ func (l *Log) recover(now time.Time) error {
 			if err := l.removeSegmentFiles(o.base); err != nil {
 				return err
 			}
+			l.recovery.RemovedFiles = append(l.recovery.RemovedFiles, l.path(segmentName(o.base)+logSuffix))
 		}
 		last = s
 	}
@@ -313,6 +333,7 @@ func (l *Log) recover(now time.Time) error {
 		if err := l.fs.Remove(l.path(name)); err != nil && !errors.Is(err, fs.ErrNotExist) {
 			return fmt.Errorf("partlog: remove %s: %w", l.path(name), err)
 		}
+		l.recovery.RemovedFiles = append(l.recovery.RemovedFiles, l.path(name))
 		l.dirDirty = true
 	}
 	if l.dirDirty {
@@ -347,6 +368,10 @@ func (l *Log) allEmpty(bases []int64) (bool, error) {
 
 // truncateTorn cuts s at the end of its last valid batch, durably.
 func (l *Log) truncateTorn(s *segment, bad *invalidBatch) error {
+	if st, err := s.f.Stat(); err == nil {
+		l.recovery.TornBytes = st.Size() - bad.pos
+	}
+	l.recovery.TornFile, l.recovery.TornPosition, l.recovery.TornReason = s.path, bad.pos, bad.reason
 	if err := s.f.Truncate(bad.pos); err != nil {
 		return fmt.Errorf("partlog: truncate torn tail of %s at %d: %w", s.path, bad.pos, err)
 	}
@@ -431,6 +456,7 @@ func (l *Log) syncIndexFiles(s *segment, active bool) error {
 		if err := writeFile(l.fs, ix.path, ix.want); err != nil {
 			return err
 		}
+		l.recovery.RebuiltIndexes = append(l.recovery.RebuiltIndexes, ix.path)
 		l.dirDirty = true
 	}
 	if !active {
@@ -488,7 +514,8 @@ func writeFile(fsys vfs.FS, p string, b []byte) error {
 func (l *Log) removeSegmentFiles(base int64) error {
 	for _, suffix := range []string{logSuffix, indexSuffix, timeIndexSuffix} {
 		p := l.path(segmentName(base) + suffix)
-		if err := l.fs.Remove(p); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		err := l.fs.Remove(p)
+		if err != nil && !errors.Is(err, fs.ErrNotExist) {
 			return fmt.Errorf("partlog: remove %s: %w", p, err)
 		}
 	}
@@ -679,6 +706,9 @@ func (l *Log) Config() Config {
 	defer l.mu.RUnlock()
 	return l.mu.cfg
 }
+
+// Recovery reports what Open repaired.
+func (l *Log) Recovery() Recovery { return l.recovery }
 
 // Dir is the partition directory.
 func (l *Log) Dir() string { return l.dir }

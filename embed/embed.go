@@ -11,6 +11,7 @@ import (
 
 	"github.com/oncelog/oncelog/internal/broker"
 	"github.com/oncelog/oncelog/internal/config"
+	"github.com/oncelog/oncelog/internal/group"
 	"github.com/oncelog/oncelog/internal/server"
 )
 
@@ -30,9 +31,10 @@ type Options struct {
 
 // Broker is a running broker.
 type Broker struct {
-	b    *broker.Broker
-	srv  *server.Server
-	done chan error
+	b      *broker.Broker
+	srv    *server.Server
+	groups *group.Coordinator
+	done   chan error
 }
 
 // Start opens the data directory, recovers it and starts serving.
@@ -72,13 +74,33 @@ func start(cfg config.Broker, lg *slog.Logger) (*Broker, error) {
 		b.Close()
 		return nil, fmt.Errorf("listen on %s: %w", cfg.Listen, err)
 	}
-	srv, err := server.New(b, ln, lg)
+	groups, err := group.New(group.Options{
+		Broker: b,
+		Logger: lg,
+		Settings: group.Settings{
+			MinSessionTimeout:     cfg.GroupMinSessionTimeout,
+			MaxSessionTimeout:     cfg.GroupMaxSessionTimeout,
+			InitialRebalanceDelay: cfg.GroupInitialRebalanceDelay,
+			MaxSize:               cfg.GroupMaxSize,
+			OffsetsRetention:      cfg.OffsetsRetention,
+			MaxMetadataBytes:      cfg.OffsetMetadataMaxBytes,
+		},
+		Partitions: cfg.OffsetsTopicPartitions,
+	})
 	if err != nil {
 		ln.Close()
 		b.Close()
 		return nil, err
 	}
-	e := &Broker{b: b, srv: srv, done: make(chan error, 1)}
+	srv, err := server.New(b, ln, lg)
+	if err != nil {
+		groups.Close()
+		ln.Close()
+		b.Close()
+		return nil, err
+	}
+	srv.Groups = groups
+	e := &Broker{b: b, srv: srv, groups: groups, done: make(chan error, 1)}
 	go func() { e.done <- srv.Serve() }()
 	return e, nil
 }
@@ -91,5 +113,6 @@ func (e *Broker) Addr() string { return e.srv.Addr().String() }
 func (e *Broker) Close() error {
 	err := e.srv.Close()
 	<-e.done
+	e.groups.Close()
 	return errors.Join(err, e.b.Close())
 }

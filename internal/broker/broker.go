@@ -256,8 +256,26 @@ func ValidateTopicName(name string) *Error {
 	return nil
 }
 
+// Internal topics hold the coordinators' logs; clients cannot create them.
+var internalTopics = map[string]bool{"__consumer_offsets": true, "__transaction_state": true}
+
+// IsInternal reports whether name is an internal topic.
+func IsInternal(name string) bool { return internalTopics[name] }
+
 // CreateTopic creates a topic durably. partitions -1 means num.partitions.
 func (b *Broker) CreateTopic(name string, partitions int32, overrides map[string]string, validateOnly bool) (*Topic, *Error) {
+	if IsInternal(name) {
+		return nil, protoErr(kerr.InvalidRequest, "topic %q is internal; the broker creates it on first use", name)
+	}
+	return b.createTopic(name, partitions, overrides, validateOnly)
+}
+
+// CreateInternalTopic creates one of the coordinators' topics.
+func (b *Broker) CreateInternalTopic(name string, partitions int32, overrides map[string]string) (*Topic, *Error) {
+	return b.createTopic(name, partitions, overrides, false)
+}
+
+func (b *Broker) createTopic(name string, partitions int32, overrides map[string]string, validateOnly bool) (*Topic, *Error) {
 	if e := ValidateTopicName(name); e != nil {
 		return nil, e
 	}

@@ -33,6 +33,15 @@ type Broker struct {
 	MaxFetchWaiters              int // fetch requests parked in long polls, broker-wide
 	ProducerStateMaxPerPartition int // producer ids kept per partition before the oldest idle one is evicted
 
+	// Group coordinator settings.
+	GroupMinSessionTimeout     time.Duration // group.min.session.timeout.ms
+	GroupMaxSessionTimeout     time.Duration // group.max.session.timeout.ms
+	GroupInitialRebalanceDelay time.Duration // group.initial.rebalance.delay.ms
+	GroupMaxSize               int           // group.max.size
+	OffsetsTopicPartitions     int32         // offsets.topic.num.partitions
+	OffsetsRetention           time.Duration // offsets.retention.minutes
+	OffsetMetadataMaxBytes     int           // offset.metadata.max.bytes
+
 	// TopicDefaults are the broker-level defaults of every topic config
 	// (log.segment.bytes becomes segment.bytes and so on).
 	TopicDefaults Topic
@@ -70,6 +79,13 @@ func Default() Broker {
 		ProducerIDExpiration:         24 * time.Hour,
 		MaxFetchWaiters:              10000,
 		ProducerStateMaxPerPartition: 100000,
+		GroupMinSessionTimeout:       6 * time.Second,
+		GroupMaxSessionTimeout:       30 * time.Minute,
+		GroupInitialRebalanceDelay:   3 * time.Second,
+		GroupMaxSize:                 1 << 20,
+		OffsetsTopicPartitions:       50,
+		OffsetsRetention:             7 * 24 * time.Hour,
+		OffsetMetadataMaxBytes:       4096,
 		TopicDefaults: Topic{
 			CleanupPolicy:        "delete",
 			RetentionMs:          7 * 24 * time.Hour,
@@ -125,6 +141,13 @@ var brokerKeys = map[string]func(b *Broker, v string) error{
 	"log.flush.interval.messages":         intSetter(func(b *Broker, n int64) { b.TopicDefaults.FlushMessages = n }, 1, math.MaxInt64),
 	"log.flush.interval.ms":               durSetter(func(b *Broker, d time.Duration) { b.TopicDefaults.FlushMs = d }),
 	"min.insync.replicas":                 intSetter(func(b *Broker, n int64) { b.TopicDefaults.MinInsyncReplicas = int(n) }, 1, 1),
+	"group.min.session.timeout.ms":        durSetter(func(b *Broker, d time.Duration) { b.GroupMinSessionTimeout = d }),
+	"group.max.session.timeout.ms":        durSetter(func(b *Broker, d time.Duration) { b.GroupMaxSessionTimeout = d }),
+	"group.initial.rebalance.delay.ms":    durSetter(func(b *Broker, d time.Duration) { b.GroupInitialRebalanceDelay = d }),
+	"group.max.size":                      intSetter(func(b *Broker, n int64) { b.GroupMaxSize = int(n) }, 1, math.MaxInt32),
+	"offsets.topic.num.partitions":        intSetter(func(b *Broker, n int64) { b.OffsetsTopicPartitions = int32(n) }, 1, 1000),
+	"offsets.retention.minutes":           intSetter(func(b *Broker, n int64) { b.OffsetsRetention = time.Duration(n) * time.Minute }, 1, math.MaxInt32),
+	"offset.metadata.max.bytes":           intSetter(func(b *Broker, n int64) { b.OffsetMetadataMaxBytes = int(n) }, 0, math.MaxInt32),
 	"log.message.timestamp.before.max.ms": intSetter(func(b *Broker, n int64) { b.TopicDefaults.TimestampBeforeMaxMs = n }, 0, math.MaxInt64),
 	"log.message.timestamp.after.max.ms":  intSetter(func(b *Broker, n int64) { b.TopicDefaults.TimestampAfterMaxMs = n }, 0, math.MaxInt64),
 }

@@ -48,7 +48,7 @@ func handleMetadata(c *conn, kreq kmsg.Request) reply {
 		switch {
 		case rt.Topic != nil:
 			t = b.Topic(*rt.Topic)
-			if t == nil && autoCreate {
+			if t == nil && autoCreate && !broker.IsInternal(*rt.Topic) {
 				var perr *broker.Error
 				t, perr = b.CreateTopic(*rt.Topic, -1, nil, false)
 				if perr != nil && perr.Code == kerr.TopicAlreadyExists {
@@ -93,6 +93,7 @@ func topicMetadata(c *conn, t *broker.Topic) kmsg.MetadataResponseTopic {
 	name := t.Name
 	st.Topic = &name
 	st.TopicID = t.ID
+	st.IsInternal = broker.IsInternal(t.Name)
 	st.Partitions = make([]kmsg.MetadataResponseTopicPartition, len(t.Partitions))
 	for i := range t.Partitions {
 		sp := kmsg.NewMetadataResponseTopicPartition()

@@ -29,6 +29,7 @@ import (
 	"time"
 
 	"github.com/oncelog/oncelog/internal/broker"
+	"github.com/oncelog/oncelog/internal/group"
 	"github.com/twmb/franz-go/pkg/kbin"
 	"github.com/twmb/franz-go/pkg/kmsg"
 )
@@ -81,6 +82,9 @@ func sortedHandlers() []handler {
 
 // Server accepts and serves connections.
 type Server struct {
+	// Groups is the group coordinator; set before Serve.
+	Groups *group.Coordinator
+
 	b   *broker.Broker
 	lg  *slog.Logger
 	ln  net.Listener

@@ -1,0 +1,685 @@
+package group
+
+// The driver of the group state machines.
+//
+// Persistence. Group metadata (after each completed SyncGroup and when a
+// group empties) and committed offsets are records in the
+// __consumer_offsets partition of the group (Java hashCode of the group id
+// modulo the partition count, as Kafka places them). A commit is answered
+// only after its batch is durable, and only then becomes visible to
+// OffsetFetch. Commits are applied in log order: each cache entry remembers
+// the log offset of its record, so two commits racing for one partition end
+// with the later one in the log, as a restart would.
+//
+// Locking. mu guards groups and offsets and every call into a Group. It is
+// never held while waiting for a write; Partition.Append only enqueues.
+
+import (
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"sort"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/oncelog/oncelog/internal/broker"
+	"github.com/oncelog/oncelog/internal/clock"
+	"github.com/oncelog/oncelog/internal/partition"
+	"github.com/oncelog/oncelog/internal/recordbatch"
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kmsg"
+)
+
+// OffsetsTopic is the internal topic holding groups and offsets.
+const OffsetsTopic = "__consumer_offsets"
+
+// tickInterval is the resolution of session and rebalance timers.
+const tickInterval = 50 * time.Millisecond
+
+// TopicPartition names one partition.
+type TopicPartition struct {
+	Topic     string
+	Partition int32
+}
+
+// Offset is one committed offset.
+type Offset struct {
+	Offset      int64  `json:"offset"`
+	LeaderEpoch int32  `json:"leader_epoch"`
+	Metadata    string `json:"metadata"`
+	CommitTime  int64  `json:"commit_time"`
+	// logOffset is where the commit's record sits in the offsets
+	// partition; a later record wins.
+	logOffset int64
+}
+
+// Coordinator serves every group of this node.
+type Coordinator struct {
+	b          *broker.Broker
+	clk        clock.Clock
+	lg         *slog.Logger
+	settings   Settings
+	partitions int32
+
+	topicOnce sync.Mutex
+
+	mu struct {
+		sync.Mutex
+		groups  map[string]*Group
+		offsets map[string]map[TopicPartition]Offset
+	}
+	stop chan struct{}
+	done chan struct{}
+}
+
+// Options configure a Coordinator.
+type Options struct {
+	Broker   *broker.Broker
+	Clock    clock.Clock
+	Logger   *slog.Logger
+	Settings Settings
+	// Partitions is offsets.topic.num.partitions.
+	Partitions int32
+}
+
+// New makes a coordinator, loads the state of every group from the
+// __consumer_offsets logs, and starts its timers.
+func New(opts Options) (*Coordinator, error) {
+	if opts.Clock == nil {
+		opts.Clock = clock.Real
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.Default()
+	}
+	if opts.Partitions <= 0 {
+		opts.Partitions = 50
+	}
+	c := &Coordinator{b: opts.Broker, clk: opts.Clock, lg: opts.Logger, settings: opts.Settings, partitions: opts.Partitions,
+		stop: make(chan struct{}), done: make(chan struct{})}
+	c.mu.groups = map[string]*Group{}
+	c.mu.offsets = map[string]map[TopicPartition]Offset{}
+	if t := c.b.Topic(OffsetsTopic); t != nil {
+		c.partitions = int32(len(t.Partitions))
+		if err := c.load(t); err != nil {
+			return nil, err
+		}
+	}
+	go c.run()
+	return c, nil
+}
+
+// Close stops the timers.
+func (c *Coordinator) Close() {
+	close(c.stop)
+	<-c.done
+}
+
+func (c *Coordinator) run() {
+	defer close(c.done)
+	lastRetention := c.clk.Now()
+	for {
+		select {
+		case <-c.stop:
+			return
+		case <-c.clk.After(tickInterval):
+		}
+		now := c.clk.Now()
+		c.Tick(now)
+		if now.Sub(lastRetention) > time.Minute {
+			c.expireOffsets(now)
+			lastRetention = now
+		}
+	}
+}
+
+// Tick fires the due timers of every group.
+func (c *Coordinator) Tick(now time.Time) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for _, g := range c.mu.groups {
+		if d := g.NextDeadline(); !d.IsZero() && !now.Before(d) {
+			g.Tick(now)
+		}
+	}
+}
+
+// javaHashCode is Java's String.hashCode over the UTF-16 code units, which
+// Kafka uses to place a group on an offsets partition.
+func javaHashCode(s string) int32 {
+	var h int32
+	for _, r := range s {
+		if r >= 0x10000 {
+			r -= 0x10000
+			h = 31*h + int32(0xD800+(r>>10))
+			h = 31*h + int32(0xDC00+(r&0x3FF))
+			continue
+		}
+		h = 31*h + int32(r)
+	}
+	return h
+}
+
+// PartitionFor is the offsets partition of a group.
+func (c *Coordinator) PartitionFor(groupID string) int32 {
+	h := javaHashCode(groupID)
+	if h == -1<<31 {
+		h = 0
+	}
+	if h < 0 {
+		h = -h
+	}
+	return h % c.partitions
+}
+
+// EnsureTopic creates __consumer_offsets on first use.
+func (c *Coordinator) EnsureTopic() *kerr.Error {
+	if c.b.Topic(OffsetsTopic) != nil {
+		return nil
+	}
+	c.topicOnce.Lock()
+	defer c.topicOnce.Unlock()
+	if c.b.Topic(OffsetsTopic) != nil {
+		return nil
+	}
+	// NB: no compaction exists yet, so the offsets log is kept whole
+	// (retention disabled): deleting old segments would lose commits.
+	_, perr := c.b.CreateInternalTopic(OffsetsTopic, c.partitions, map[string]string{"retention.ms": "-1", "retention.bytes": "-1"})
+	if perr != nil && perr.Code != kerr.TopicAlreadyExists {
+		c.lg.Error("creating the offsets topic failed", "err", perr)
+		return kerr.CoordinatorNotAvailable
+	}
+	return nil
+}
+
+func (c *Coordinator) offsetsPartition(groupID string) *partition.Partition {
+	return c.b.Partition(OffsetsTopic, c.PartitionFor(groupID))
+}
+
+// record keys and values in the offsets log.
+type recordKey struct {
+	Type      string `json:"t"` // "g" group metadata, "o" offset
+	Group     string `json:"g"`
+	Topic     string `json:"tp,omitempty"`
+	Partition int32  `json:"p,omitempty"`
+}
+
+type groupValue struct {
+	ProtocolType string    `json:"protocol_type"`
+	Protocol     string    `json:"protocol"`
+	Generation   int32     `json:"generation"`
+	Leader       string    `json:"leader"`
+	Members      []*Member `json:"members"`
+}
+
+func encodeBatch(kvs [][2][]byte, ts int64) ([]byte, recordbatch.Header) {
+	recs := make([][]byte, len(kvs))
+	for i, kv := range kvs {
+		recs[i] = recordbatch.AppendRecord(nil, recordbatch.Record{OffsetDelta: int32(i), Key: kv[0], Value: kv[1]})
+	}
+	h := recordbatch.Header{ProducerID: -1, ProducerEpoch: -1, BaseSequence: -1, LastOffsetDelta: int32(len(kvs) - 1), BaseTimestamp: ts, MaxTimestamp: ts}
+	b := recordbatch.Build(h, recs)
+	hh, _ := recordbatch.Check(b)
+	return b, hh
+}
+
+func mustJSON(v any) []byte {
+	b, err := json.Marshal(v)
+	if err != nil {
+		panic(err)
+	}
+	return b
+}
+
+func groupRecord(g *Group) [2][]byte {
+	key := mustJSON(recordKey{Type: "g", Group: g.ID})
+	if g.IsEmpty() && g.Generation == 0 {
+		return [2][]byte{key, nil}
+	}
+	return [2][]byte{key, mustJSON(groupValue{ProtocolType: g.ProtocolType, Protocol: g.Protocol, Generation: g.Generation, Leader: g.Leader, Members: g.Members()})}
+}
+
+// persistGroup writes g's metadata and calls then under mu once it is
+// durable (or failed). Called with mu held.
+func (c *Coordinator) persistGroup(g *Group, then func(*kerr.Error)) {
+	p := c.offsetsPartition(g.ID)
+	if p == nil {
+		then(kerr.CoordinatorNotAvailable)
+		return
+	}
+	batch, h := encodeBatch([][2][]byte{groupRecord(g)}, c.clk.Now().UnixMilli())
+	wait := p.Append(batch, h)
+	go func() {
+		res := <-wait
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		if res.Err != nil {
+			c.lg.Warn("writing group metadata failed", "group", g.ID, "err", res.Err)
+			then(kerr.CoordinatorNotAvailable)
+			return
+		}
+		then(nil)
+	}()
+}
+
+func (c *Coordinator) groupLocked(id string, create bool) *Group {
+	g := c.mu.groups[id]
+	if g == nil && create {
+		g = newGroup(id, c.settings, c.clk.Now())
+		g.persist = c.persistGroup
+		c.mu.groups[id] = g
+	}
+	return g
+}
+
+// load replays every offsets partition.
+func (c *Coordinator) load(t *broker.Topic) error {
+	now := c.clk.Now()
+	for _, p := range t.Partitions {
+		off := p.Offsets().LogStartOffset
+		for {
+			res := p.Fetch(off, 8<<20, false)
+			if res.Err != nil {
+				return fmt.Errorf("loading %s-%d at offset %d: %v", OffsetsTopic, p.Index, off, res.Err)
+			}
+			if len(res.Records) == 0 {
+				break
+			}
+			err := recordbatch.Split(res.Records, func(b []byte) error {
+				h, err := recordbatch.ParseHeader(b)
+				if err != nil {
+					return err
+				}
+				off = h.LastOffset() + 1
+				if h.IsControl() {
+					return nil
+				}
+				return recordbatch.Records(b, func(r recordbatch.Record) error {
+					c.applyRecord(r.Key, r.Value, r.Offset, now)
+					return nil
+				})
+			})
+			if err != nil {
+				return fmt.Errorf("loading %s-%d: %w", OffsetsTopic, p.Index, err)
+			}
+		}
+	}
+	c.lg.Info("loaded consumer groups", "groups", len(c.mu.groups))
+	return nil
+}
+
+func (c *Coordinator) applyRecord(k, v []byte, logOffset int64, now time.Time) {
+	var key recordKey
+	if err := json.Unmarshal(k, &key); err != nil {
+		c.lg.Warn("skipping unreadable offsets record", "offset", logOffset, "err", err)
+		return
+	}
+	switch key.Type {
+	case "o":
+		tp := TopicPartition{key.Topic, key.Partition}
+		if v == nil {
+			if m := c.mu.offsets[key.Group]; m != nil {
+				delete(m, tp)
+			}
+			return
+		}
+		var o Offset
+		if err := json.Unmarshal(v, &o); err != nil {
+			return
+		}
+		o.logOffset = logOffset
+		c.setOffsetLocked(key.Group, tp, o)
+	case "g":
+		if v == nil {
+			delete(c.mu.groups, key.Group)
+			return
+		}
+		var gv groupValue
+		if err := json.Unmarshal(v, &gv); err != nil {
+			return
+		}
+		g := c.groupLocked(key.Group, true)
+		g.ProtocolType, g.Protocol, g.Generation, g.Leader = gv.ProtocolType, gv.Protocol, gv.Generation, gv.Leader
+		g.members = map[string]*Member{}
+		g.static = map[string]string{}
+		for _, m := range gv.Members {
+			// Members get a full session to find the restarted
+			// coordinator and heartbeat.
+			m.deadline = now.Add(m.SessionTimeout)
+			g.members[m.ID] = m
+			if m.InstanceID != nil {
+				g.static[*m.InstanceID] = m.ID
+			}
+		}
+		if len(g.members) > 0 {
+			g.State = Stable
+		} else {
+			g.State = Empty
+			g.emptySince = now
+		}
+	}
+}
+
+func (c *Coordinator) setOffsetLocked(group string, tp TopicPartition, o Offset) {
+	m := c.mu.offsets[group]
+	if m == nil {
+		m = map[TopicPartition]Offset{}
+		c.mu.offsets[group] = m
+	}
+	if cur, ok := m[tp]; ok && cur.logOffset > o.logOffset {
+		return
+	}
+	m[tp] = o
+}
+
+// Join, Sync, Heartbeat and Leave pass requests to the group's machine.
+
+// Join handles JoinGroup; reply is called exactly once, possibly later.
+func (c *Coordinator) Join(req *kmsg.JoinGroupRequest, clientID, clientHost string, reply func(*kmsg.JoinGroupResponse)) {
+	if req.Group == "" {
+		reply(joinError(req, kerr.InvalidGroupID, req.MemberID))
+		return
+	}
+	if err := c.EnsureTopic(); err != nil {
+		reply(joinError(req, err, req.MemberID))
+		return
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	g := c.groupLocked(req.Group, req.MemberID == "" || true)
+	g.Join(JoinRequest{Req: req, ClientID: clientID, ClientHost: clientHost, Reply: reply}, c.clk.Now())
+}
+
+// Sync handles SyncGroup.
+func (c *Coordinator) Sync(req *kmsg.SyncGroupRequest, reply func(*kmsg.SyncGroupResponse)) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	g := c.groupLocked(req.Group, false)
+	if g == nil {
+		reply(&kmsg.SyncGroupResponse{ErrorCode: kerr.UnknownMemberID.Code})
+		return
+	}
+	g.Sync(SyncRequest{Req: req, Reply: reply}, c.clk.Now())
+}
+
+// Heartbeat handles Heartbeat.
+func (c *Coordinator) Heartbeat(req *kmsg.HeartbeatRequest) *kerr.Error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	g := c.groupLocked(req.Group, false)
+	if g == nil {
+		return kerr.UnknownMemberID
+	}
+	return g.Heartbeat(req, c.clk.Now())
+}
+
+// Leave handles LeaveGroup.
+func (c *Coordinator) Leave(group string, members []kmsg.LeaveGroupRequestMember) (*kerr.Error, []*kerr.Error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	g := c.groupLocked(group, false)
+	if g == nil {
+		errs := make([]*kerr.Error, len(members))
+		for i := range errs {
+			errs[i] = kerr.UnknownMemberID
+		}
+		return kerr.UnknownMemberID, errs
+	}
+	return nil, g.Leave(members, c.clk.Now())
+}
+
+// CommitResult is the outcome per partition of an offset commit.
+type CommitResult map[TopicPartition]*kerr.Error
+
+// Commit validates and writes an OffsetCommit; the returned function waits
+// for durability and gives the result per partition.
+func (c *Coordinator) Commit(req *kmsg.OffsetCommitRequest) (*kerr.Error, func() CommitResult) {
+	if req.Group == "" {
+		return kerr.InvalidGroupID, nil
+	}
+	if err := c.EnsureTopic(); err != nil {
+		return err, nil
+	}
+	now := c.clk.Now()
+	c.mu.Lock()
+	g := c.groupLocked(req.Group, false)
+	if g == nil {
+		if req.Generation >= 0 {
+			c.mu.Unlock()
+			return kerr.IllegalGeneration, nil
+		}
+		g = c.groupLocked(req.Group, true)
+	}
+	if err := g.ValidateCommit(req.MemberID, req.InstanceID, req.Generation, now); err != nil {
+		c.mu.Unlock()
+		return err, nil
+	}
+	c.mu.Unlock()
+
+	result := CommitResult{}
+	var kvs [][2][]byte
+	var tps []TopicPartition
+	var vals []Offset
+	for _, t := range req.Topics {
+		for _, p := range t.Partitions {
+			tp := TopicPartition{t.Topic, p.Partition}
+			if c.b.Partition(t.Topic, p.Partition) == nil {
+				result[tp] = kerr.UnknownTopicOrPartition
+				continue
+			}
+			md := ""
+			if p.Metadata != nil {
+				md = *p.Metadata
+			}
+			if len(md) > c.settings.MaxMetadataBytes {
+				result[tp] = kerr.OffsetMetadataTooLarge
+				continue
+			}
+			o := Offset{Offset: p.Offset, LeaderEpoch: p.LeaderEpoch, Metadata: md, CommitTime: now.UnixMilli()}
+			kvs = append(kvs, [2][]byte{mustJSON(recordKey{Type: "o", Group: req.Group, Topic: t.Topic, Partition: p.Partition}), mustJSON(o)})
+			tps = append(tps, tp)
+			vals = append(vals, o)
+		}
+	}
+	if len(kvs) == 0 {
+		return nil, func() CommitResult { return result }
+	}
+	part := c.offsetsPartition(req.Group)
+	if part == nil {
+		return kerr.CoordinatorNotAvailable, nil
+	}
+	batch, h := encodeBatch(kvs, now.UnixMilli())
+	wait := part.Append(batch, h)
+	return nil, func() CommitResult {
+		res := <-wait
+		if res.Err != nil {
+			for _, tp := range tps {
+				result[tp] = kerr.CoordinatorNotAvailable
+			}
+			return result
+		}
+		c.mu.Lock()
+		for i, tp := range tps {
+			o := vals[i]
+			o.logOffset = res.BaseOffset + int64(i)
+			c.setOffsetLocked(req.Group, tp, o)
+			result[tp] = nil
+		}
+		c.mu.Unlock()
+		return result
+	}
+}
+
+// FetchOffsets returns the committed offsets of a group; nil tps means
+// all of them. A group that never committed has none (not an error).
+func (c *Coordinator) FetchOffsets(group string, tps []TopicPartition) map[TopicPartition]Offset {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	m := c.mu.offsets[group]
+	out := map[TopicPartition]Offset{}
+	if tps == nil {
+		for tp, o := range m {
+			out[tp] = o
+		}
+		return out
+	}
+	for _, tp := range tps {
+		if o, ok := m[tp]; ok {
+			out[tp] = o
+		}
+	}
+	return out
+}
+
+// GroupInfo is a snapshot of a group for DescribeGroups/ListGroups.
+type GroupInfo struct {
+	ID, State, ProtocolType, Protocol string
+	Members                           []Member
+}
+
+// Describe returns a snapshot of the group, or ok=false if it does not exist.
+func (c *Coordinator) Describe(group string) (GroupInfo, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	g := c.mu.groups[group]
+	if g == nil {
+		if _, ok := c.mu.offsets[group]; ok {
+			return GroupInfo{ID: group, State: "Empty"}, true
+		}
+		return GroupInfo{}, false
+	}
+	info := GroupInfo{ID: g.ID, State: g.State.String(), ProtocolType: g.ProtocolType, Protocol: g.Protocol}
+	for _, m := range g.Members() {
+		info.Members = append(info.Members, *m)
+	}
+	return info, true
+}
+
+// List returns every group, sorted by id.
+func (c *Coordinator) List() []GroupInfo {
+	c.mu.Lock()
+	ids := map[string]bool{}
+	for id := range c.mu.groups {
+		ids[id] = true
+	}
+	for id := range c.mu.offsets {
+		ids[id] = true
+	}
+	c.mu.Unlock()
+	var out []GroupInfo
+	for id := range ids {
+		if info, ok := c.Describe(id); ok {
+			out = append(out, info)
+		}
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
+	return out
+}
+
+// DeleteGroup removes an empty group and its offsets (DeleteGroups).
+func (c *Coordinator) DeleteGroup(group string) *kerr.Error {
+	c.mu.Lock()
+	g := c.mu.groups[group]
+	_, hasOffsets := c.mu.offsets[group]
+	if g == nil && !hasOffsets {
+		c.mu.Unlock()
+		return kerr.GroupIDNotFound
+	}
+	if g != nil && !g.IsEmpty() {
+		c.mu.Unlock()
+		return kerr.NonEmptyGroup
+	}
+	kvs := [][2][]byte{{mustJSON(recordKey{Type: "g", Group: group}), nil}}
+	for tp := range c.mu.offsets[group] {
+		kvs = append(kvs, [2][]byte{mustJSON(recordKey{Type: "o", Group: group, Topic: tp.Topic, Partition: tp.Partition}), nil})
+	}
+	c.mu.Unlock()
+	if err := c.writeTombstones(group, kvs); err != nil {
+		return err
+	}
+	c.mu.Lock()
+	delete(c.mu.groups, group)
+	delete(c.mu.offsets, group)
+	c.mu.Unlock()
+	return nil
+}
+
+// DeleteOffsets removes committed offsets of partitions the group is not
+// subscribed to (OffsetDelete). A subscribed topic gets
+// GROUP_SUBSCRIBED_TO_TOPIC.
+func (c *Coordinator) DeleteOffsets(group string, tps []TopicPartition, subscribed func(g *GroupInfo, topic string) bool) (*kerr.Error, map[TopicPartition]*kerr.Error) {
+	info, ok := c.Describe(group)
+	if !ok {
+		return kerr.GroupIDNotFound, nil
+	}
+	res := map[TopicPartition]*kerr.Error{}
+	var kvs [][2][]byte
+	var del []TopicPartition
+	for _, tp := range tps {
+		if info.State != "Empty" && subscribed(&info, tp.Topic) {
+			res[tp] = kerr.GroupSubscribedToTopic
+			continue
+		}
+		res[tp] = nil
+		kvs = append(kvs, [2][]byte{mustJSON(recordKey{Type: "o", Group: group, Topic: tp.Topic, Partition: tp.Partition}), nil})
+		del = append(del, tp)
+	}
+	if len(kvs) > 0 {
+		if err := c.writeTombstones(group, kvs); err != nil {
+			return err, nil
+		}
+		c.mu.Lock()
+		for _, tp := range del {
+			delete(c.mu.offsets[group], tp)
+		}
+		c.mu.Unlock()
+	}
+	return nil, res
+}
+
+func (c *Coordinator) writeTombstones(group string, kvs [][2][]byte) *kerr.Error {
+	p := c.offsetsPartition(group)
+	if p == nil {
+		return kerr.CoordinatorNotAvailable
+	}
+	batch, h := encodeBatch(kvs, c.clk.Now().UnixMilli())
+	if res := <-p.Append(batch, h); res.Err != nil {
+		return kerr.CoordinatorNotAvailable
+	}
+	return nil
+}
+
+// expireOffsets removes the offsets of groups that have been empty longer
+// than offsets.retention.minutes (and the groups themselves).
+func (c *Coordinator) expireOffsets(now time.Time) {
+	c.mu.Lock()
+	var expired []string
+	for id, m := range c.mu.offsets {
+		g := c.mu.groups[id]
+		if g != nil && !g.IsEmpty() {
+			continue
+		}
+		since := time.Time{}
+		if g != nil {
+			since = g.emptySince
+		}
+		for _, o := range m {
+			if t := time.UnixMilli(o.CommitTime); t.After(since) {
+				since = t
+			}
+		}
+		if now.Sub(since) > c.settings.OffsetsRetention {
+			expired = append(expired, id)
+		}
+	}
+	c.mu.Unlock()
+	for _, id := range expired {
+		if err := c.DeleteGroup(id); err != nil && err != kerr.GroupIDNotFound {
+			c.lg.Warn("expiring offsets failed", "group", id, "err", err)
+		} else {
+			c.lg.Info("expired offsets of empty group", "group", id)
+		}
+	}
+}
+
+var _ = strconv.Itoa

@@ -7,6 +7,7 @@ package config
 import (
 	"sort"
 	"strconv"
+	"time"
 )
 
 // Setting is one broker setting as DescribeConfigs renders it.
@@ -47,6 +48,8 @@ func i64(n int64) *string { return str(strconv.FormatInt(n, 10)) }
 // brokerSettings lists the broker settings that are not topic defaults.
 // Aliases (log.dir, log.roll.hours, log.retention.hours, ...) are not
 // listed: the canonical key shows the value they set.
+//
+// NB: a key added to brokerKeys must be added here too to be described.
 var brokerSettings = []brokerSetting{
 	{"listeners", "STRING", func(b *Broker) *string { return str("PLAINTEXT://" + b.Listen) }},
 	{"advertised.listeners", "STRING", func(b *Broker) *string {
@@ -64,6 +67,13 @@ var brokerSettings = []brokerSetting{
 	{"num.partitions", "INT", func(b *Broker) *string { return i64(int64(b.NumPartitions)) }},
 	{"auto.create.topics.enable", "BOOLEAN", func(b *Broker) *string { return str(strconv.FormatBool(b.AutoCreateTopics)) }},
 	{"producer.id.expiration.ms", "INT", func(b *Broker) *string { return i64(b.ProducerIDExpiration.Milliseconds()) }},
+	{"group.min.session.timeout.ms", "INT", func(b *Broker) *string { return i64(b.GroupMinSessionTimeout.Milliseconds()) }},
+	{"group.max.session.timeout.ms", "INT", func(b *Broker) *string { return i64(b.GroupMaxSessionTimeout.Milliseconds()) }},
+	{"group.initial.rebalance.delay.ms", "INT", func(b *Broker) *string { return i64(b.GroupInitialRebalanceDelay.Milliseconds()) }},
+	{"group.max.size", "INT", func(b *Broker) *string { return i64(int64(b.GroupMaxSize)) }},
+	{"offsets.topic.num.partitions", "INT", func(b *Broker) *string { return i64(int64(b.OffsetsTopicPartitions)) }},
+	{"offsets.retention.minutes", "INT", func(b *Broker) *string { return i64(int64(b.OffsetsRetention / time.Minute)) }},
+	{"offset.metadata.max.bytes", "INT", func(b *Broker) *string { return i64(int64(b.OffsetMetadataMaxBytes)) }},
 }
 
 // topicKeyInfo gives, per topic config, the broker setting that holds its

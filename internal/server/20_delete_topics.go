@@ -12,6 +12,9 @@ package server
 //     one INVALID_REQUEST answer and is not deleted; an entry with both a
 //     name and an id, or neither, is INVALID_REQUEST; a name that resolves
 //     to an id also given in the request is INVALID_REQUEST.
+//   - Internal topics (__consumer_offsets, __transaction_state) hold the
+//     coordinators' state and are not deleted: INVALID_REQUEST. (Kafka lets
+//     an admin delete them, with predictable damage.)
 //
 // Version notes: v5 adds error messages (KIP-482 era); v6 names topics by
 // id (KIP-516) and answers both the name and the id.
@@ -20,6 +23,7 @@ package server
 // times out); there is no delete.topic.enable switch.
 
 import (
+	"github.com/oncelog/oncelog/internal/broker"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 )
@@ -85,6 +89,11 @@ func handleDeleteTopics(c *conn, kreq kmsg.Request) reply {
 			answer(nil, id, kerr.UnknownTopicID, "no topic has this id")
 			continue
 		}
+		if broker.IsInternal(t.Name) {
+			name := t.Name
+			answer(&name, id, kerr.InvalidRequest, "topic "+name+" is internal: it holds coordinator state and cannot be deleted")
+			continue
+		}
 		toDelete[t.Name] = id
 		order = append(order, t.Name)
 	}
@@ -97,6 +106,10 @@ func handleDeleteTopics(c *conn, kreq kmsg.Request) reply {
 		t := b.Topic(n)
 		if t == nil {
 			answer(&name, [16]byte{}, kerr.UnknownTopicOrPartition, "topic "+n+" does not exist")
+			continue
+		}
+		if broker.IsInternal(n) {
+			answer(&name, t.ID, kerr.InvalidRequest, "topic "+n+" is internal: it holds coordinator state and cannot be deleted")
 			continue
 		}
 		if _, dup := toDelete[n]; dup {

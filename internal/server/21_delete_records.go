@@ -12,6 +12,7 @@ package server
 //   - An offset past the high watermark, or negative other than -1:
 //     OFFSET_OUT_OF_RANGE. An unknown topic or partition:
 //     UNKNOWN_TOPIC_OR_PARTITION. Both with LowWatermark -1.
+//   - Internal topics: INVALID_TOPIC_EXCEPTION, as in Kafka.
 //   - A partition listed twice is answered once, for its last offset, as
 //     Kafka does (it collects the request into a map).
 //   - The work (a checkpoint fsync) runs after the request is read, on the
@@ -23,6 +24,7 @@ package server
 // Not done: TimeoutMillis is ignored (there are no followers to wait for).
 
 import (
+	"github.com/oncelog/oncelog/internal/broker"
 	"github.com/oncelog/oncelog/internal/partition"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
@@ -73,6 +75,13 @@ func handleDeleteRecords(c *conn, kreq kmsg.Request) reply {
 				}
 				if p == nil {
 					sp.ErrorCode = kerr.UnknownTopicOrPartition.Code
+					st.Partitions = append(st.Partitions, sp)
+					continue
+				}
+				if broker.IsInternal(topic) {
+					// As Kafka: coordinator logs are trimmed by the
+					// coordinators, never by clients.
+					sp.ErrorCode = kerr.InvalidTopicException.Code
 					st.Partitions = append(st.Partitions, sp)
 					continue
 				}

@@ -12,6 +12,9 @@ package server
 //   - An unknown topic: UNKNOWN_TOPIC_OR_PARTITION.
 //   - The same topic twice in one request: one INVALID_REQUEST answer, as
 //     Kafka's controller gives, and nothing is created for it.
+//   - Internal topics keep their partition count (a group or transactional
+//     id is mapped to a partition by hashing modulo the count): INVALID_REQUEST.
+//     Kafka allows it and the coordinators lose track of their state.
 //   - ValidateOnly checks everything and creates nothing.
 //
 // Version notes: v2 is flexible; v3 is the same as v2 (KIP-599 throttling
@@ -22,6 +25,7 @@ package server
 import (
 	"fmt"
 
+	"github.com/oncelog/oncelog/internal/broker"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 )
@@ -58,6 +62,10 @@ func handleCreatePartitions(c *conn, kreq kmsg.Request) reply {
 		t := b.Topic(rt.Topic)
 		if t == nil {
 			answer(rt.Topic, kerr.UnknownTopicOrPartition, "topic "+rt.Topic+" does not exist")
+			continue
+		}
+		if broker.IsInternal(rt.Topic) {
+			answer(rt.Topic, kerr.InvalidRequest, "topic "+rt.Topic+" is internal: its partition count decides where coordinator state lives and cannot change")
 			continue
 		}
 		// The count check first, as Kafka orders them.

@@ -7,7 +7,9 @@
 // The state machine (this file) never reads the clock: every call takes
 // now, and Tick(now) fires the timers that are due (session expiry,
 // rebalance timeout, the initial rebalance delay, pending member ids). It
-// answers requests through reply callbacks, which must not block. Writes it
+// answers requests through reply callbacks, which must not block; where
+// several are answered at once it does so in member id order, so that a run
+// is deterministic (the golden tests in testdata/ rely on it). Writes it
 // needs before answering (the assignment after SyncGroup) are returned to
 // the driver as a persist step.
 package group
@@ -156,7 +158,10 @@ func (g *Group) Members() []*Member {
 // IsEmpty reports whether the group has no members.
 func (g *Group) IsEmpty() bool { return len(g.members) == 0 }
 
-func newMemberID(clientID string) string {
+// newMemberID makes a member id: the client id and 16 random bytes, as
+// Kafka does. A variable so that the golden tests can make ids
+// deterministic.
+var newMemberID = func(clientID string) string {
 	var b [16]byte
 	rand.Read(b[:])
 	return clientID + "-" + hex.EncodeToString(b[:])
@@ -315,7 +320,23 @@ func (g *Group) joinStaticUnknownID(j JoinRequest, instance string, protos []Pro
 		// over its old assignment without a rebalance (KIP-345).
 		old.SessionTimeout, old.RebalanceTimeout = session, rebalance
 		old.deadline = now.Add(session)
-		j.Reply(g.joinResponse(req, old))
+		resp := g.joinResponse(req, old)
+		if g.persist == nil {
+			j.Reply(resp)
+			return
+		}
+		// NB: the new member id is persisted before the answer, as
+		// Kafka does: a coordinator restarted from the old record would
+		// map the instance to the old id and fence the live member with
+		// FENCED_INSTANCE_ID. If the write fails the member gets the
+		// error and joins again, which replaces the id once more.
+		g.persist(g, func(perr *kerr.Error) {
+			if perr != nil {
+				j.Reply(joinError(req, perr, ""))
+				return
+			}
+			j.Reply(resp)
+		})
 		return
 	}
 	g.updateMember(old, j.Reply, protos, session, rebalance, now)
@@ -389,7 +410,7 @@ func (g *Group) updateMember(m *Member, reply func(*kmsg.JoinGroupResponse), pro
 func (g *Group) prepareRebalance(now time.Time) {
 	if g.State == CompletingRebalance {
 		// Members waiting for their assignment must rejoin.
-		for _, m := range g.members {
+		for _, m := range g.Members() {
 			if m.syncReply != nil {
 				m.syncReply(&kmsg.SyncGroupResponse{ErrorCode: kerr.RebalanceInProgress.Code})
 				m.syncReply = nil
@@ -632,7 +653,7 @@ func (g *Group) Sync(s SyncRequest, now time.Time) {
 				return
 			}
 			if perr != nil {
-				for _, o := range g.members {
+				for _, o := range g.Members() {
 					o.Assignment = nil
 					if o.syncReply != nil {
 						o.syncReply(&kmsg.SyncGroupResponse{ErrorCode: perr.Code})
@@ -643,7 +664,7 @@ func (g *Group) Sync(s SyncRequest, now time.Time) {
 				return
 			}
 			g.State = Stable
-			for _, o := range g.members {
+			for _, o := range g.Members() {
 				if o.syncReply != nil {
 					o.syncReply(g.syncResponse(o))
 					o.syncReply = nil
@@ -753,7 +774,8 @@ func (g *Group) Tick(now time.Time) {
 		}
 	}
 	expired := false
-	for id, m := range g.members {
+	for _, m := range g.Members() {
+		id := m.ID
 		// A member parked in JoinGroup is bounded by the rebalance
 		// timeout instead of its session.
 		if m.joinReply == nil && !now.Before(m.deadline) {

@@ -13,6 +13,7 @@ import (
 	"github.com/oncelog/oncelog/internal/config"
 	"github.com/oncelog/oncelog/internal/group"
 	"github.com/oncelog/oncelog/internal/server"
+	"github.com/oncelog/oncelog/internal/txn"
 )
 
 // Options configure a broker. The zero value listens on a free loopback
@@ -34,6 +35,7 @@ type Broker struct {
 	b      *broker.Broker
 	srv    *server.Server
 	groups *group.Coordinator
+	txns   *txn.Coordinator
 	done   chan error
 }
 
@@ -92,15 +94,33 @@ func start(cfg config.Broker, lg *slog.Logger) (*Broker, error) {
 		b.Close()
 		return nil, err
 	}
-	srv, err := server.New(b, ln, lg)
+	txns, err := txn.New(txn.Options{
+		Broker: b,
+		Groups: groups,
+		Logger: lg,
+		Settings: txn.Settings{
+			MaxTimeout:   cfg.TransactionMaxTimeout,
+			IDExpiration: cfg.TransactionalIDExpiration,
+			Partitions:   cfg.TransactionStatePartitions,
+		},
+	})
 	if err != nil {
 		groups.Close()
 		ln.Close()
 		b.Close()
 		return nil, err
 	}
+	srv, err := server.New(b, ln, lg)
+	if err != nil {
+		txns.Close()
+		groups.Close()
+		ln.Close()
+		b.Close()
+		return nil, err
+	}
 	srv.Groups = groups
-	e := &Broker{b: b, srv: srv, groups: groups, done: make(chan error, 1)}
+	srv.Txns = txns
+	e := &Broker{b: b, srv: srv, groups: groups, txns: txns, done: make(chan error, 1)}
 	go func() { e.done <- srv.Serve() }()
 	return e, nil
 }
@@ -113,6 +133,7 @@ func (e *Broker) Addr() string { return e.srv.Addr().String() }
 func (e *Broker) Close() error {
 	err := e.srv.Close()
 	<-e.done
+	e.txns.Close()
 	e.groups.Close()
 	return errors.Join(err, e.b.Close())
 }

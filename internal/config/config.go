@@ -42,6 +42,11 @@ type Broker struct {
 	OffsetsRetention           time.Duration // offsets.retention.minutes
 	OffsetMetadataMaxBytes     int           // offset.metadata.max.bytes
 
+	// Transaction coordinator settings.
+	TransactionMaxTimeout      time.Duration // transaction.max.timeout.ms
+	TransactionalIDExpiration  time.Duration // transactional.id.expiration.ms
+	TransactionStatePartitions int32         // transaction.state.log.num.partitions
+
 	// TopicDefaults are the broker-level defaults of every topic config
 	// (log.segment.bytes becomes segment.bytes and so on).
 	TopicDefaults Topic
@@ -86,6 +91,9 @@ func Default() Broker {
 		OffsetsTopicPartitions:       50,
 		OffsetsRetention:             7 * 24 * time.Hour,
 		OffsetMetadataMaxBytes:       4096,
+		TransactionMaxTimeout:        15 * time.Minute,
+		TransactionalIDExpiration:    7 * 24 * time.Hour,
+		TransactionStatePartitions:   50,
 		TopicDefaults: Topic{
 			CleanupPolicy:        "delete",
 			RetentionMs:          7 * 24 * time.Hour,
@@ -116,40 +124,43 @@ func (e *Error) Error() string {
 
 // brokerKeys maps broker-level keys to setters.
 var brokerKeys = map[string]func(b *Broker, v string) error{
-	"listeners":                           func(b *Broker, v string) error { b.Listen = stripScheme(v); return nil },
-	"advertised.listeners":                func(b *Broker, v string) error { b.Advertise = stripScheme(v); return nil },
-	"log.dirs":                            func(b *Broker, v string) error { b.DataDir = v; return nil },
-	"log.dir":                             func(b *Broker, v string) error { b.DataDir = v; return nil },
-	"node.id":                             intSetter(func(b *Broker, n int64) { b.NodeID = int32(n) }, 0, math.MaxInt32),
-	"broker.id":                           intSetter(func(b *Broker, n int64) { b.NodeID = int32(n) }, 0, math.MaxInt32),
-	"socket.request.max.bytes":            intSetter(func(b *Broker, n int64) { b.SocketRequestMaxBytes = int32(n) }, 1024, math.MaxInt32),
-	"max.connections":                     intSetter(func(b *Broker, n int64) { b.MaxConnections = int(n) }, 1, math.MaxInt32),
-	"queued.max.requests":                 intSetter(func(b *Broker, n int64) { b.MaxInflightPerConn = int(n) }, 1, 10000),
-	"num.partitions":                      intSetter(func(b *Broker, n int64) { b.NumPartitions = int32(n) }, 1, 1<<20),
-	"auto.create.topics.enable":           boolSetter(func(b *Broker, v bool) { b.AutoCreateTopics = v }),
-	"producer.id.expiration.ms":           durSetter(func(b *Broker, d time.Duration) { b.ProducerIDExpiration = d }),
-	"log.segment.bytes":                   intSetter(func(b *Broker, n int64) { b.TopicDefaults.SegmentBytes = n }, 14, math.MaxInt32),
-	"log.roll.ms":                         durSetter(func(b *Broker, d time.Duration) { b.TopicDefaults.SegmentMs = d }),
-	"log.roll.hours":                      intSetter(func(b *Broker, n int64) { b.TopicDefaults.SegmentMs = time.Duration(n) * time.Hour }, 1, math.MaxInt32),
-	"log.retention.ms":                    retentionSetter(func(b *Broker, d time.Duration) { b.TopicDefaults.RetentionMs = d }),
-	"log.retention.minutes":               intSetter(func(b *Broker, n int64) { b.TopicDefaults.RetentionMs = time.Duration(n) * time.Minute }, -1, math.MaxInt32),
-	"log.retention.hours":                 intSetter(func(b *Broker, n int64) { b.TopicDefaults.RetentionMs = time.Duration(n) * time.Hour }, -1, math.MaxInt32),
-	"log.retention.bytes":                 intSetter(func(b *Broker, n int64) { b.TopicDefaults.RetentionBytes = n }, -1, math.MaxInt64),
-	"log.index.interval.bytes":            intSetter(func(b *Broker, n int64) { b.TopicDefaults.IndexIntervalBytes = int(n) }, 0, math.MaxInt32),
-	"message.max.bytes":                   intSetter(func(b *Broker, n int64) { b.TopicDefaults.MaxMessageBytes = int32(n) }, 0, math.MaxInt32),
-	"log.message.timestamp.type":          enumSetter(func(b *Broker, v string) { b.TopicDefaults.MessageTimestampType = v }, "CreateTime", "LogAppendTime"),
-	"log.flush.interval.messages":         intSetter(func(b *Broker, n int64) { b.TopicDefaults.FlushMessages = n }, 1, math.MaxInt64),
-	"log.flush.interval.ms":               durSetter(func(b *Broker, d time.Duration) { b.TopicDefaults.FlushMs = d }),
-	"min.insync.replicas":                 intSetter(func(b *Broker, n int64) { b.TopicDefaults.MinInsyncReplicas = int(n) }, 1, 1),
-	"group.min.session.timeout.ms":        durSetter(func(b *Broker, d time.Duration) { b.GroupMinSessionTimeout = d }),
-	"group.max.session.timeout.ms":        durSetter(func(b *Broker, d time.Duration) { b.GroupMaxSessionTimeout = d }),
-	"group.initial.rebalance.delay.ms":    durSetter(func(b *Broker, d time.Duration) { b.GroupInitialRebalanceDelay = d }),
-	"group.max.size":                      intSetter(func(b *Broker, n int64) { b.GroupMaxSize = int(n) }, 1, math.MaxInt32),
-	"offsets.topic.num.partitions":        intSetter(func(b *Broker, n int64) { b.OffsetsTopicPartitions = int32(n) }, 1, 1000),
-	"offsets.retention.minutes":           intSetter(func(b *Broker, n int64) { b.OffsetsRetention = time.Duration(n) * time.Minute }, 1, math.MaxInt32),
-	"offset.metadata.max.bytes":           intSetter(func(b *Broker, n int64) { b.OffsetMetadataMaxBytes = int(n) }, 0, math.MaxInt32),
-	"log.message.timestamp.before.max.ms": intSetter(func(b *Broker, n int64) { b.TopicDefaults.TimestampBeforeMaxMs = n }, 0, math.MaxInt64),
-	"log.message.timestamp.after.max.ms":  intSetter(func(b *Broker, n int64) { b.TopicDefaults.TimestampAfterMaxMs = n }, 0, math.MaxInt64),
+	"listeners":                            func(b *Broker, v string) error { b.Listen = stripScheme(v); return nil },
+	"advertised.listeners":                 func(b *Broker, v string) error { b.Advertise = stripScheme(v); return nil },
+	"log.dirs":                             func(b *Broker, v string) error { b.DataDir = v; return nil },
+	"log.dir":                              func(b *Broker, v string) error { b.DataDir = v; return nil },
+	"node.id":                              intSetter(func(b *Broker, n int64) { b.NodeID = int32(n) }, 0, math.MaxInt32),
+	"broker.id":                            intSetter(func(b *Broker, n int64) { b.NodeID = int32(n) }, 0, math.MaxInt32),
+	"socket.request.max.bytes":             intSetter(func(b *Broker, n int64) { b.SocketRequestMaxBytes = int32(n) }, 1024, math.MaxInt32),
+	"max.connections":                      intSetter(func(b *Broker, n int64) { b.MaxConnections = int(n) }, 1, math.MaxInt32),
+	"queued.max.requests":                  intSetter(func(b *Broker, n int64) { b.MaxInflightPerConn = int(n) }, 1, 10000),
+	"num.partitions":                       intSetter(func(b *Broker, n int64) { b.NumPartitions = int32(n) }, 1, 1<<20),
+	"auto.create.topics.enable":            boolSetter(func(b *Broker, v bool) { b.AutoCreateTopics = v }),
+	"producer.id.expiration.ms":            durSetter(func(b *Broker, d time.Duration) { b.ProducerIDExpiration = d }),
+	"log.segment.bytes":                    intSetter(func(b *Broker, n int64) { b.TopicDefaults.SegmentBytes = n }, 14, math.MaxInt32),
+	"log.roll.ms":                          durSetter(func(b *Broker, d time.Duration) { b.TopicDefaults.SegmentMs = d }),
+	"log.roll.hours":                       intSetter(func(b *Broker, n int64) { b.TopicDefaults.SegmentMs = time.Duration(n) * time.Hour }, 1, math.MaxInt32),
+	"log.retention.ms":                     retentionSetter(func(b *Broker, d time.Duration) { b.TopicDefaults.RetentionMs = d }),
+	"log.retention.minutes":                intSetter(func(b *Broker, n int64) { b.TopicDefaults.RetentionMs = time.Duration(n) * time.Minute }, -1, math.MaxInt32),
+	"log.retention.hours":                  intSetter(func(b *Broker, n int64) { b.TopicDefaults.RetentionMs = time.Duration(n) * time.Hour }, -1, math.MaxInt32),
+	"log.retention.bytes":                  intSetter(func(b *Broker, n int64) { b.TopicDefaults.RetentionBytes = n }, -1, math.MaxInt64),
+	"log.index.interval.bytes":             intSetter(func(b *Broker, n int64) { b.TopicDefaults.IndexIntervalBytes = int(n) }, 0, math.MaxInt32),
+	"message.max.bytes":                    intSetter(func(b *Broker, n int64) { b.TopicDefaults.MaxMessageBytes = int32(n) }, 0, math.MaxInt32),
+	"log.message.timestamp.type":           enumSetter(func(b *Broker, v string) { b.TopicDefaults.MessageTimestampType = v }, "CreateTime", "LogAppendTime"),
+	"log.flush.interval.messages":          intSetter(func(b *Broker, n int64) { b.TopicDefaults.FlushMessages = n }, 1, math.MaxInt64),
+	"log.flush.interval.ms":                durSetter(func(b *Broker, d time.Duration) { b.TopicDefaults.FlushMs = d }),
+	"min.insync.replicas":                  intSetter(func(b *Broker, n int64) { b.TopicDefaults.MinInsyncReplicas = int(n) }, 1, 1),
+	"group.min.session.timeout.ms":         durSetter(func(b *Broker, d time.Duration) { b.GroupMinSessionTimeout = d }),
+	"group.max.session.timeout.ms":         durSetter(func(b *Broker, d time.Duration) { b.GroupMaxSessionTimeout = d }),
+	"group.initial.rebalance.delay.ms":     durSetter(func(b *Broker, d time.Duration) { b.GroupInitialRebalanceDelay = d }),
+	"group.max.size":                       intSetter(func(b *Broker, n int64) { b.GroupMaxSize = int(n) }, 1, math.MaxInt32),
+	"offsets.topic.num.partitions":         intSetter(func(b *Broker, n int64) { b.OffsetsTopicPartitions = int32(n) }, 1, 1000),
+	"offsets.retention.minutes":            intSetter(func(b *Broker, n int64) { b.OffsetsRetention = time.Duration(n) * time.Minute }, 1, math.MaxInt32),
+	"offset.metadata.max.bytes":            intSetter(func(b *Broker, n int64) { b.OffsetMetadataMaxBytes = int(n) }, 0, math.MaxInt32),
+	"transaction.max.timeout.ms":           durSetter(func(b *Broker, d time.Duration) { b.TransactionMaxTimeout = d }),
+	"transactional.id.expiration.ms":       durSetter(func(b *Broker, d time.Duration) { b.TransactionalIDExpiration = d }),
+	"transaction.state.log.num.partitions": intSetter(func(b *Broker, n int64) { b.TransactionStatePartitions = int32(n) }, 1, 1000),
+	"log.message.timestamp.before.max.ms":  intSetter(func(b *Broker, n int64) { b.TopicDefaults.TimestampBeforeMaxMs = n }, 0, math.MaxInt64),
+	"log.message.timestamp.after.max.ms":   intSetter(func(b *Broker, n int64) { b.TopicDefaults.TimestampAfterMaxMs = n }, 0, math.MaxInt64),
 }
 
 func stripScheme(v string) string {

@@ -61,6 +61,8 @@ type Coordinator struct {
 	lg         *slog.Logger
 	settings   Settings
 	partitions int32
+	// settingsConsumer configures KIP-848 groups (consumer.go).
+	settingsConsumer ConsumerSettings
 
 	topicOnce sync.Mutex
 
@@ -68,6 +70,10 @@ type Coordinator struct {
 		sync.Mutex
 		groups  map[string]*Group
 		offsets map[string]map[TopicPartition]Offset
+		// consumers are the KIP-848 groups (consumer.go); a group id is
+		// in at most one of groups and consumers.
+		consumers map[string]*ConsumerGroup
+		txn       txnState
 	}
 	stop chan struct{}
 	done chan struct{}
@@ -79,6 +85,9 @@ type Options struct {
 	Clock    clock.Clock
 	Logger   *slog.Logger
 	Settings Settings
+	// ConsumerSettings configure KIP-848 groups; zero fields take
+	// Kafka's defaults.
+	ConsumerSettings ConsumerSettings
 	// Partitions is offsets.topic.num.partitions.
 	Partitions int32
 }
@@ -97,8 +106,11 @@ func New(opts Options) (*Coordinator, error) {
 	}
 	c := &Coordinator{b: opts.Broker, clk: opts.Clock, lg: opts.Logger, settings: opts.Settings, partitions: opts.Partitions,
 		stop: make(chan struct{}), done: make(chan struct{})}
+	c.settingsConsumer = opts.ConsumerSettings
 	c.mu.groups = map[string]*Group{}
+	c.mu.consumers = map[string]*ConsumerGroup{}
 	c.mu.offsets = map[string]map[TopicPartition]Offset{}
+	c.mu.txn = newTxnState()
 	if t := c.b.Topic(OffsetsTopic); t != nil {
 		c.partitions = int32(len(t.Partitions))
 		if err := c.load(t); err != nil {
@@ -142,6 +154,7 @@ func (c *Coordinator) Tick(now time.Time) {
 			g.Tick(now)
 		}
 	}
+	c.tickConsumersLocked(now)
 }
 
 // javaHashCode is Java's String.hashCode over the UTF-16 code units, which
@@ -292,9 +305,18 @@ func (c *Coordinator) load(t *broker.Topic) error {
 				}
 				off = h.LastOffset() + 1
 				if h.IsControl() {
+					commit, _, err := recordbatch.ParseControl(b)
+					if err != nil {
+						return err
+					}
+					c.completeLocked(p.Index, h.ProducerID, commit, h.BaseOffset)
 					return nil
 				}
 				return recordbatch.Records(b, func(r recordbatch.Record) error {
+					if h.IsTransactional() {
+						c.stagePending(h.ProducerID, r.Key, r.Value, r.Offset)
+						return nil
+					}
 					c.applyRecord(r.Key, r.Value, r.Offset, now)
 					return nil
 				})
@@ -329,11 +351,14 @@ func (c *Coordinator) applyRecord(k, v []byte, logOffset int64, now time.Time) {
 		}
 		o.logOffset = logOffset
 		c.setOffsetLocked(key.Group, tp, o)
+	case "cg", "cm":
+		c.applyConsumerRecordLocked(k, v, logOffset, now)
 	case "g":
 		if v == nil {
 			delete(c.mu.groups, key.Group)
 			return
 		}
+		delete(c.mu.consumers, key.Group) // the later record decides the type
 		var gv groupValue
 		if err := json.Unmarshal(v, &gv); err != nil {
 			return
@@ -358,6 +383,20 @@ func (c *Coordinator) applyRecord(k, v []byte, logOffset int64, now time.Time) {
 			g.emptySince = now
 		}
 	}
+}
+
+// stagePending replays a transactional offset commit record.
+func (c *Coordinator) stagePending(pid int64, k, v []byte, logOffset int64) {
+	var key recordKey
+	if err := json.Unmarshal(k, &key); err != nil || key.Type != "o" || v == nil {
+		return
+	}
+	var o Offset
+	if err := json.Unmarshal(v, &o); err != nil {
+		return
+	}
+	o.logOffset = logOffset
+	c.addPendingLocked(pid, key.Group, TopicPartition{key.Topic, key.Partition}, o)
 }
 
 func (c *Coordinator) setOffsetLocked(group string, tp TopicPartition, o Offset) {
@@ -386,6 +425,10 @@ func (c *Coordinator) Join(req *kmsg.JoinGroupRequest, clientID, clientHost stri
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	if err := c.joinConsumerGroupLocked(req.Group); err != nil {
+		reply(joinError(req, err, req.MemberID))
+		return
+	}
 	g := c.groupLocked(req.Group, req.MemberID == "" || true)
 	g.Join(JoinRequest{Req: req, ClientID: clientID, ClientHost: clientHost, Reply: reply}, c.clk.Now())
 }
@@ -442,27 +485,29 @@ func (c *Coordinator) Commit(req *kmsg.OffsetCommitRequest) (*kerr.Error, func()
 	}
 	now := c.clk.Now()
 	c.mu.Lock()
-	g := c.groupLocked(req.Group, false)
-	if g == nil {
-		if req.Generation >= 0 {
-			c.mu.Unlock()
-			return kerr.IllegalGeneration, nil
-		}
-		g = c.groupLocked(req.Group, true)
-	}
-	if err := g.ValidateCommit(req.MemberID, req.InstanceID, req.Generation, now); err != nil {
-		c.mu.Unlock()
-		return err, nil
+	// KIP-848 groups check member epochs and ownership (consumer.go).
+	isConsumer, cerr, rejected := c.validateConsumerCommitLocked(req)
+	if !isConsumer {
+		cerr = c.validateClassicCommitLocked(req, now)
 	}
 	c.mu.Unlock()
+	if cerr != nil {
+		return cerr, nil
+	}
 
 	result := CommitResult{}
+	for tp, err := range rejected {
+		result[tp] = err
+	}
 	var kvs [][2][]byte
 	var tps []TopicPartition
 	var vals []Offset
 	for _, t := range req.Topics {
 		for _, p := range t.Partitions {
 			tp := TopicPartition{t.Topic, p.Partition}
+			if rejected[tp] != nil {
+				continue
+			}
 			if c.b.Partition(t.Topic, p.Partition) == nil {
 				result[tp] = kerr.UnknownTopicOrPartition
 				continue
@@ -510,6 +555,18 @@ func (c *Coordinator) Commit(req *kmsg.OffsetCommitRequest) (*kerr.Error, func()
 	}
 }
 
+// validateClassicCommitLocked applies a classic group's rules to a commit.
+func (c *Coordinator) validateClassicCommitLocked(req *kmsg.OffsetCommitRequest, now time.Time) *kerr.Error {
+	g := c.groupLocked(req.Group, false)
+	if g == nil {
+		if req.Generation >= 0 {
+			return kerr.IllegalGeneration
+		}
+		g = c.groupLocked(req.Group, true)
+	}
+	return g.ValidateCommit(req.MemberID, req.InstanceID, req.Generation, now)
+}
+
 // FetchOffsets returns the committed offsets of a group; nil tps means
 // all of them. A group that never committed has none (not an error).
 func (c *Coordinator) FetchOffsets(group string, tps []TopicPartition) map[TopicPartition]Offset {
@@ -535,12 +592,17 @@ func (c *Coordinator) FetchOffsets(group string, tps []TopicPartition) map[Topic
 type GroupInfo struct {
 	ID, State, ProtocolType, Protocol string
 	Members                           []Member
+	// Type is "consumer" for a KIP-848 group, "" for a classic one.
+	Type string
 }
 
 // Describe returns a snapshot of the group, or ok=false if it does not exist.
 func (c *Coordinator) Describe(group string) (GroupInfo, bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	if info, ok := c.describeConsumerLocked(group); ok {
+		return info, true
+	}
 	g := c.mu.groups[group]
 	if g == nil {
 		if _, ok := c.mu.offsets[group]; ok {
@@ -565,6 +627,9 @@ func (c *Coordinator) List() []GroupInfo {
 	for id := range c.mu.offsets {
 		ids[id] = true
 	}
+	for id := range c.mu.consumers {
+		ids[id] = true
+	}
 	c.mu.Unlock()
 	var out []GroupInfo
 	for id := range ids {
@@ -581,15 +646,21 @@ func (c *Coordinator) DeleteGroup(group string) *kerr.Error {
 	c.mu.Lock()
 	g := c.mu.groups[group]
 	_, hasOffsets := c.mu.offsets[group]
-	if g == nil && !hasOffsets {
+	ckvs, isConsumer, consumerBusy := c.consumerDeleteLocked(group)
+	if g == nil && !hasOffsets && !isConsumer {
 		c.mu.Unlock()
 		return kerr.GroupIDNotFound
 	}
-	if g != nil && !g.IsEmpty() {
+	if (g != nil && !g.IsEmpty()) || c.hasAnyPendingLocked(group) {
+		c.mu.Unlock()
+		return kerr.NonEmptyGroup
+	}
+	if consumerBusy {
 		c.mu.Unlock()
 		return kerr.NonEmptyGroup
 	}
 	kvs := [][2][]byte{{mustJSON(recordKey{Type: "g", Group: group}), nil}}
+	kvs = append(kvs, ckvs...)
 	for tp := range c.mu.offsets[group] {
 		kvs = append(kvs, [2][]byte{mustJSON(recordKey{Type: "o", Group: group, Topic: tp.Topic, Partition: tp.Partition}), nil})
 	}
@@ -600,6 +671,7 @@ func (c *Coordinator) DeleteGroup(group string) *kerr.Error {
 	c.mu.Lock()
 	delete(c.mu.groups, group)
 	delete(c.mu.offsets, group)
+	delete(c.mu.consumers, group)
 	c.mu.Unlock()
 	return nil
 }
@@ -656,7 +728,7 @@ func (c *Coordinator) expireOffsets(now time.Time) {
 	var expired []string
 	for id, m := range c.mu.offsets {
 		g := c.mu.groups[id]
-		if g != nil && !g.IsEmpty() {
+		if g != nil && !g.IsEmpty() || c.consumerActiveLocked(id) {
 			continue
 		}
 		since := time.Time{}

@@ -307,6 +307,10 @@ func (p *Partition) appendRound(round []*appendOp) {
 			op.res.Err, op.res.ErrMessage = cr.err, cr.msg
 			continue
 		}
+		if cr.skip {
+			op.res.BaseOffset = -1
+			continue
+		}
 		if cr.duplicate != nil {
 			// A retry of a batch already appended: answer with the
 			// original offsets and no error. The original may be in
@@ -367,6 +371,20 @@ func (p *Partition) appendRound(round []*appendOp) {
 		op.res.LogStartOffset = logStart
 		op.done <- op.res
 	}
+}
+
+// AppendMarker writes the commit or abort marker of producer (pid, epoch)'s
+// transaction and waits until it is durable. A marker for a producer with
+// no open transaction here is written all the same (it changes nothing); one
+// older than the producer's current epoch is skipped. Markers are therefore
+// safe to re-drive after a crash.
+func (p *Partition) AppendMarker(pid int64, epoch int16, commit bool, ts int64) AppendResult {
+	b := recordbatch.BuildControlBatch(pid, epoch, commit, 0, ts)
+	h, err := recordbatch.Check(b)
+	if err != nil {
+		panic(fmt.Sprintf("partition: built an invalid marker: %v", err))
+	}
+	return <-p.Append(b, h)
 }
 
 // flushDue applies the topic's flush policy: by default (flush.messages=1)

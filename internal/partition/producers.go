@@ -93,6 +93,9 @@ type checkResult struct {
 	duplicate *BatchMeta
 	err       *kerr.Error
 	msg       string
+	// skip is set for a marker older than the producer's epoch: the
+	// transaction it ends is already over here, so nothing is written.
+	skip bool
 }
 
 // inSequence reports whether next directly follows last, with Kafka's
@@ -114,12 +117,24 @@ func (t *producerTable) check(h *recordbatch.Header) checkResult {
 		// rather than fail a healthy producer.
 		return checkResult{}
 	}
+	if h.IsControl() {
+		// Markers come from the transaction coordinator and carry no
+		// sequence. One older than the producer's epoch is a re-driven
+		// marker of a transaction a newer epoch already ended.
+		if h.ProducerEpoch < e.ProducerEpoch {
+			return checkResult{skip: true}
+		}
+		return checkResult{}
+	}
 	if h.ProducerEpoch < e.ProducerEpoch {
 		return checkResult{err: kerr.InvalidProducerEpoch, msg: "producer epoch is older than the current one: fenced"}
 	}
-	if h.IsControl() {
-		// Markers come from the transaction coordinator and carry no
-		// sequence; only their epoch is checked.
+	if !h.IsTransactional() && e.CurrentTxnFirstOffset >= 0 {
+		return checkResult{err: kerr.InvalidTxnState, msg: "a non-transactional batch from a producer with an open transaction"}
+	}
+	if h.BaseSequence < 0 {
+		// Transactional offset commits are written by the group
+		// coordinator without sequence numbers.
 		return checkResult{}
 	}
 	if h.ProducerEpoch > e.ProducerEpoch {
@@ -163,17 +178,19 @@ func (t *producerTable) apply(h *recordbatch.Header) {
 		e.ProducerEpoch = h.ProducerEpoch
 		e.Batches = e.Batches[:0]
 	}
-	if len(e.Batches) == maxCachedBatches {
-		copy(e.Batches, e.Batches[1:])
-		e.Batches = e.Batches[:maxCachedBatches-1]
+	if h.BaseSequence >= 0 {
+		if len(e.Batches) == maxCachedBatches {
+			copy(e.Batches, e.Batches[1:])
+			e.Batches = e.Batches[:maxCachedBatches-1]
+		}
+		e.Batches = append(e.Batches, BatchMeta{
+			FirstSeq:    h.BaseSequence,
+			LastSeq:     h.LastSequence(),
+			FirstOffset: h.BaseOffset,
+			LastOffset:  h.LastOffset(),
+			Timestamp:   h.MaxTimestamp,
+		})
 	}
-	e.Batches = append(e.Batches, BatchMeta{
-		FirstSeq:    h.BaseSequence,
-		LastSeq:     h.LastSequence(),
-		FirstOffset: h.BaseOffset,
-		LastOffset:  h.LastOffset(),
-		Timestamp:   h.MaxTimestamp,
-	})
 	e.LastTimestamp = h.MaxTimestamp
 	if h.IsTransactional() && e.CurrentTxnFirstOffset < 0 {
 		e.CurrentTxnFirstOffset = h.BaseOffset

@@ -18,8 +18,12 @@ package server
 //
 // Version notes: v8 adds per-record errors and an error message.
 //
-// Not done: transactional produce (issue: transactions); Produce v12+
-// (transaction protocol v2) is not advertised until it is served.
+//   - A transactional batch is accepted only into an open transaction of
+//     its producer that holds the partition (KIP-890 part 1 verification);
+//     otherwise INVALID_TXN_STATE, or TRANSACTION_ABORTABLE from v11.
+//
+// Not done: Produce v12+ (transaction protocol v2) is not advertised until
+// it is served.
 
 import (
 	"math"
@@ -28,11 +32,25 @@ import (
 	"github.com/oncelog/oncelog/internal/broker"
 	"github.com/oncelog/oncelog/internal/partition"
 	"github.com/oncelog/oncelog/internal/recordbatch"
+	"github.com/oncelog/oncelog/internal/txn"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 )
 
 func init() { register(0, 3, 11, handleProduce) }
+
+type txnProducer struct {
+	pid   int64
+	epoch int16
+}
+
+type txnPart struct {
+	tp    txn.TopicPartition
+	sp    *kmsg.ProduceResponseTopicPartition
+	p     *partition.Partition
+	batch []byte
+	h     recordbatch.Header
+}
 
 type produceSlot struct {
 	sp   *kmsg.ProduceResponseTopicPartition
@@ -44,6 +62,7 @@ func handleProduce(c *conn, kreq kmsg.Request) reply {
 	resp := req.ResponseKind().(*kmsg.ProduceResponse)
 	b := c.s.b
 	var slots []produceSlot
+	txnTPs := map[txnProducer][]txnPart{}
 	nowT := time.Now()
 
 	resp.Topics = make([]kmsg.ProduceResponseTopic, len(req.Topics))
@@ -97,14 +116,45 @@ func handleProduce(c *conn, kreq kmsg.Request) reply {
 				continue
 			}
 			if h.IsTransactional() {
-				fail(kerr.TransactionalIDAuthorizationFailed, "transactions are not supported yet")
-				continue
-			}
-			if req.TransactionID != nil {
-				fail(kerr.TransactionalIDAuthorizationFailed, "transactions are not supported yet")
+				if req.TransactionID == nil || c.s.Txns == nil {
+					fail(kerr.InvalidTxnState, "a transactional batch needs the request's transactional id")
+					continue
+				}
+				key := txnProducer{h.ProducerID, h.ProducerEpoch}
+				txnTPs[key] = append(txnTPs[key], txnPart{tp: txn.TopicPartition{Topic: rt.Topic, Partition: rp.Partition}, sp: sp, p: p, batch: rp.Records, h: h})
 				continue
 			}
 			slots = append(slots, produceSlot{sp: sp, wait: p.Append(rp.Records, h)})
+		}
+	}
+	// Transactional batches are verified against the producer's open
+	// transaction (KIP-890 part 1; under protocol v2, Produce v12+, the
+	// partitions are added to it) and queued under the transaction
+	// coordinator's lock, so no marker can overtake them.
+	notAdded := kerr.InvalidTxnState
+	if req.Version >= 11 {
+		notAdded = kerr.TransactionAbortable
+	}
+	for key, parts := range txnTPs {
+		tps := make([]txn.TopicPartition, len(parts))
+		byTP := map[txn.TopicPartition]*txnPart{}
+		for i := range parts {
+			tps[i] = parts[i].tp
+			byTP[parts[i].tp] = &parts[i]
+		}
+		errs := c.s.Txns.VerifyAndEnqueue(*req.TransactionID, key.pid, key.epoch, tps, req.Version >= 12, notAdded, func(tp txn.TopicPartition) {
+			tpp := byTP[tp]
+			slots = append(slots, produceSlot{sp: tpp.sp, wait: tpp.p.Append(tpp.batch, tpp.h)})
+		})
+		for tp, err := range errs {
+			if err != nil {
+				sp := byTP[tp].sp
+				sp.ErrorCode = err.Code
+				if req.Version >= 8 {
+					m := "transactional produce refused: " + err.Message
+					sp.ErrorMessage = &m
+				}
+			}
 		}
 	}
 	if req.Acks == 0 {

@@ -1,6 +1,6 @@
 package server
 
-// OffsetFetch (key 9), versions 0-8.
+// OffsetFetch (key 9), versions 0-9.
 //
 // Behaviour:
 //   - Returns each requested partition's committed offset, leader epoch and
@@ -10,10 +10,18 @@ package server
 //   - Offsets are read after they are durable, so the answer is correct
 //     right after a coordinator restart.
 //
-// Version notes: v7 adds RequireStable (KIP-447): no transactional offset
-// commits exist yet, so no offset is ever unstable. v8 batches groups.
+// Version notes: v7 adds RequireStable (KIP-447): a partition with a
+// transactional commit still pending gets UNSTABLE_OFFSET_COMMIT (the
+// client retries), so a new owner never starts from an offset that is about
+// to change. Without it, the committed offset is returned. v8 batches groups.
 //
-// Not done: v9+ (KIP-848 member id and epoch).
+// v9 (KIP-848) carries the member id and epoch of a consumer group member:
+// an unknown member is UNKNOWN_MEMBER_ID and any epoch but the member's
+// current one STALE_MEMBER_EPOCH (group-level errors); no member id and
+// epoch -1 (admin tools) is always allowed, as is any fetch from a classic
+// group.
+//
+// Not done: v10 (topic ids).
 
 import (
 	"sort"
@@ -23,7 +31,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 )
 
-func init() { register(9, 0, 8, handleOffsetFetch) }
+func init() { register(9, 0, 9, handleOffsetFetch) }
 
 type fetchedTopic struct {
 	topic string
@@ -34,10 +42,24 @@ type fetchedPartition struct {
 	partition int32
 	off       group.Offset
 	found     bool
+	// unstable: a transactional commit for it is pending and the request
+	// asked for stable offsets (KIP-447).
+	unstable bool
 }
 
 // offsetsFor resolves one group's request; topics nil means all.
-func offsetsFor(c *conn, groupID string, topics map[string][]int32, order []string) []fetchedTopic {
+func offsetsFor(c *conn, groupID string, topics map[string][]int32, order []string, requireStable bool) (out []fetchedTopic) {
+	defer func() {
+		if !requireStable {
+			return
+		}
+		for i := range out {
+			for j := range out[i].parts {
+				fp := &out[i].parts[j]
+				fp.unstable = c.s.Groups.HasPending(groupID, group.TopicPartition{Topic: out[i].topic, Partition: fp.partition})
+			}
+		}
+	}()
 	var tps []group.TopicPartition
 	if topics != nil {
 		tps = []group.TopicPartition{}
@@ -48,11 +70,10 @@ func offsetsFor(c *conn, groupID string, topics map[string][]int32, order []stri
 		}
 	}
 	got := c.s.Groups.FetchOffsets(groupID, tps)
-	var out []fetchedTopic
 	if topics == nil {
 		byTopic := map[string][]fetchedPartition{}
 		for tp, o := range got {
-			byTopic[tp.Topic] = append(byTopic[tp.Topic], fetchedPartition{tp.Partition, o, true})
+			byTopic[tp.Topic] = append(byTopic[tp.Topic], fetchedPartition{partition: tp.Partition, off: o, found: true})
 		}
 		names := make([]string, 0, len(byTopic))
 		for n := range byTopic {
@@ -70,7 +91,7 @@ func offsetsFor(c *conn, groupID string, topics map[string][]int32, order []stri
 		ft := fetchedTopic{topic: t}
 		for _, p := range topics[t] {
 			o, ok := got[group.TopicPartition{Topic: t, Partition: p}]
-			ft.parts = append(ft.parts, fetchedPartition{p, o, ok})
+			ft.parts = append(ft.parts, fetchedPartition{partition: p, off: o, found: ok})
 		}
 		out = append(out, ft)
 	}
@@ -96,14 +117,16 @@ func handleOffsetFetch(c *conn, kreq kmsg.Request) reply {
 				topics[t.Topic] = append(topics[t.Topic], t.Partitions...)
 			}
 		}
-		for _, ft := range offsetsFor(c, req.Group, topics, order) {
+		for _, ft := range offsetsFor(c, req.Group, topics, order, req.RequireStable) {
 			rt := kmsg.NewOffsetFetchResponseTopic()
 			rt.Topic = ft.topic
 			for _, fp := range ft.parts {
 				rp := kmsg.NewOffsetFetchResponseTopicPartition()
 				rp.Partition = fp.partition
 				rp.Offset, rp.LeaderEpoch = -1, -1
-				if fp.found {
+				if fp.unstable {
+					rp.ErrorCode = kerr.UnstableOffsetCommit.Code
+				} else if fp.found {
 					rp.Offset, rp.LeaderEpoch = fp.off.Offset, fp.off.LeaderEpoch
 					md := fp.off.Metadata
 					rp.Metadata = &md
@@ -120,6 +143,13 @@ func handleOffsetFetch(c *conn, kreq kmsg.Request) reply {
 	for _, g := range req.Groups {
 		rg := kmsg.NewOffsetFetchResponseGroup()
 		rg.Group = g.Group
+		if req.Version >= 9 {
+			if err := c.s.Groups.ValidateOffsetFetch(g.Group, g.MemberID, g.MemberEpoch); err != nil {
+				rg.ErrorCode = err.Code
+				resp.Groups = append(resp.Groups, rg)
+				continue
+			}
+		}
 		var topics map[string][]int32
 		var order []string
 		if g.Topics != nil {
@@ -131,14 +161,16 @@ func handleOffsetFetch(c *conn, kreq kmsg.Request) reply {
 				topics[t.Topic] = append(topics[t.Topic], t.Partitions...)
 			}
 		}
-		for _, ft := range offsetsFor(c, g.Group, topics, order) {
+		for _, ft := range offsetsFor(c, g.Group, topics, order, req.RequireStable) {
 			rt := kmsg.NewOffsetFetchResponseGroupTopic()
 			rt.Topic = ft.topic
 			for _, fp := range ft.parts {
 				rp := kmsg.NewOffsetFetchResponseGroupTopicPartition()
 				rp.Partition = fp.partition
 				rp.Offset, rp.LeaderEpoch = -1, -1
-				if fp.found {
+				if fp.unstable {
+					rp.ErrorCode = kerr.UnstableOffsetCommit.Code
+				} else if fp.found {
 					rp.Offset, rp.LeaderEpoch = fp.off.Offset, fp.off.LeaderEpoch
 					md := fp.off.Metadata
 					rp.Metadata = &md

@@ -6,8 +6,8 @@ package server
 //   - Key type 0 (group): this node, which coordinates every group;
 //     __consumer_offsets is created on first use, so the answer works
 //     before any group existed.
-//   - Key type 1 (transaction): COORDINATOR_NOT_AVAILABLE until the
-//     transaction coordinator exists.
+//   - Key type 1 (transaction): this node; __transaction_state is created
+//     on first use.
 //   - An empty key gets INVALID_REQUEST.
 //
 // Version notes: v4 batches keys (KIP-699) and answers per key.
@@ -36,7 +36,13 @@ func handleFindCoordinator(c *conn, kreq kmsg.Request) reply {
 			}
 			return nil, ""
 		case 1:
-			return kerr.CoordinatorNotAvailable, "transactions are not supported yet"
+			if c.s.Txns == nil {
+				return kerr.CoordinatorNotAvailable, "no transaction coordinator"
+			}
+			if err := c.s.Txns.EnsureTopic(); err != nil {
+				return err, "the transaction state topic is not available"
+			}
+			return nil, ""
 		default:
 			return kerr.InvalidRequest, "unknown coordinator type"
 		}

@@ -8,9 +8,16 @@ package server
 //     its old id and epoch (v3+, KIP-360) also gets a fresh id: it is
 //     idempotent only, so nothing needs to be fenced.
 //
-// Not done: transactional ids (the transaction coordinator) are answered
-// with TRANSACTIONAL_ID_AUTHORIZATION_FAILED, a fatal error for the client,
-// until transactions are served.
+//   - With a transactional id (internal/txn): a new producer id for a new
+//     id; otherwise the epoch is bumped, fencing the previous instance,
+//     after its open transaction is aborted. KIP-360: a client naming its
+//     current producer id and epoch gets the bump; naming the previous
+//     epoch (a retry) gets the current one; anything else is fenced.
+//   - TransactionTimeoutMillis above transaction.max.timeout.ms (or not
+//     positive) gets INVALID_TRANSACTION_TIMEOUT.
+//
+// Version notes: v4 answers PRODUCER_FENCED where older versions get
+// INVALID_PRODUCER_EPOCH.
 
 import (
 	"github.com/twmb/franz-go/pkg/kerr"
@@ -24,8 +31,19 @@ func handleInitProducerID(c *conn, kreq kmsg.Request) reply {
 	resp := req.ResponseKind().(*kmsg.InitProducerIDResponse)
 	resp.ProducerID, resp.ProducerEpoch = -1, -1
 	if req.TransactionalID != nil {
-		resp.ErrorCode = kerr.TransactionalIDAuthorizationFailed.Code
-		return now(resp)
+		if c.s.Txns == nil {
+			resp.ErrorCode = kerr.CoordinatorNotAvailable.Code
+			return now(resp)
+		}
+		id, timeout, pid, epoch, knowsFenced := *req.TransactionalID, req.TransactionTimeoutMillis, req.ProducerID, req.ProducerEpoch, req.Version >= 4
+		return later(func() kmsg.Response {
+			r := c.s.Txns.InitProducerID(id, timeout, pid, epoch, knowsFenced)
+			resp.ProducerID, resp.ProducerEpoch = r.ProducerID, r.ProducerEpoch
+			if r.Err != nil {
+				resp.ErrorCode = r.Err.Code
+			}
+			return resp
+		})
 	}
 	id, err := c.s.b.AllocateProducerID()
 	if err != nil {

@@ -30,6 +30,7 @@ import (
 
 	"github.com/oncelog/oncelog/internal/broker"
 	"github.com/oncelog/oncelog/internal/group"
+	"github.com/oncelog/oncelog/internal/txn"
 	"github.com/twmb/franz-go/pkg/kbin"
 	"github.com/twmb/franz-go/pkg/kmsg"
 )
@@ -84,6 +85,8 @@ func sortedHandlers() []handler {
 type Server struct {
 	// Groups is the group coordinator; set before Serve.
 	Groups *group.Coordinator
+	// Txns is the transaction coordinator; set before Serve.
+	Txns *txn.Coordinator
 
 	b   *broker.Broker
 	lg  *slog.Logger
@@ -223,8 +226,10 @@ func (c *conn) serve() {
 	if err != nil && !errors.Is(err, io.EOF) && !errors.Is(err, net.ErrClosed) {
 		c.s.lg.Info("closing connection", "remote", c.nc.RemoteAddr().String(), "client_id", c.clientID, "reason", err)
 	}
-	<-writerDone
+	// The client is gone (or misbehaved): parked long polls and group
+	// joins answer at once instead of holding the connection open.
 	c.cancel()
+	<-writerDone
 }
 
 // errCloseConn reasons make the reader close the connection, as Kafka does

@@ -1,0 +1,935 @@
+package txn
+
+// The driver.
+//
+// Persistence order. A transition is written (fsynced) to the id's
+// __transaction_state partition before anything acts on it: PrepareCommit
+// is durable before the first marker is written, and a partition is in the
+// durable partition set before any transactional batch of it is appended.
+// The Complete record is written after the markers; it need not be waited
+// for, since any later transition of the same id is written to the same
+// partition after it.
+//
+// Ordering with data. A transactional produce (and a transactional offset
+// commit) is verified and enqueued to its partition under mu, and a
+// transaction enters its Prepare state under mu before its markers are
+// enqueued. Partitions append in enqueue order, so every batch that passed
+// verification is in the log before the marker that ends its transaction,
+// and any batch verified later sees the Prepare state and is refused: a
+// delayed produce can never join a decided transaction. Under transaction
+// protocol v2 the marker also carries a bumped epoch, so a batch of the old
+// epoch is fenced by the partition itself.
+//
+// Locking. mu guards txns and every entry. It is not held across writes:
+// an entry being changed is marked busy, and other requests for it wait
+// (bounded) for the change to finish.
+
+import (
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"regexp"
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/oncelog/oncelog/internal/broker"
+	"github.com/oncelog/oncelog/internal/clock"
+	"github.com/oncelog/oncelog/internal/partition"
+	"github.com/oncelog/oncelog/internal/recordbatch"
+	"github.com/twmb/franz-go/pkg/kerr"
+)
+
+// StateTopic is the internal topic of the coordinator's log.
+const StateTopic = "__transaction_state"
+
+// Limits.
+const (
+	// MaxPartitionsPerTxn bounds one transaction's partition set.
+	MaxPartitionsPerTxn = 100000
+	// busyWait bounds how long a request waits for another change of the
+	// same transactional id before it answers CONCURRENT_TRANSACTIONS.
+	busyWait = 10 * time.Second
+	// timeoutCheckInterval is how often expired transactions are looked for.
+	timeoutCheckInterval = time.Second
+	// markerRetryBackoff spaces retries of a failed marker write.
+	markerRetryBackoff = time.Second
+)
+
+// Groups is what the transaction coordinator needs of the group
+// coordinator: where a group's offsets live, and the news that a marker
+// for a producer reached an offsets partition.
+type Groups interface {
+	EnsureTopic() *kerr.Error
+	PartitionFor(group string) int32
+	OffsetsTopic() string
+	CompleteTxn(partition int32, producerID int64, commit bool, markerOffset int64)
+}
+
+// Settings are the broker's transaction settings.
+type Settings struct {
+	MaxTimeout   time.Duration // transaction.max.timeout.ms
+	IDExpiration time.Duration // transactional.id.expiration.ms
+	Partitions   int32         // transaction.state.log.num.partitions
+}
+
+// DefaultSettings are Kafka's defaults.
+func DefaultSettings() Settings {
+	return Settings{MaxTimeout: 15 * time.Minute, IDExpiration: 7 * 24 * time.Hour, Partitions: 50}
+}
+
+type entry struct {
+	meta Metadata
+	// busy is set while a transition of this id is being written or its
+	// markers are in flight; done is closed when it clears.
+	busy bool
+	done chan struct{}
+}
+
+// Coordinator is the transaction coordinator of this node.
+type Coordinator struct {
+	b        *broker.Broker
+	groups   Groups
+	clk      clock.Clock
+	lg       *slog.Logger
+	settings Settings
+
+	topicMu sync.Mutex
+
+	mu struct {
+		sync.Mutex
+		txns map[string]*entry
+	}
+	stop chan struct{}
+	done chan struct{}
+	wg   sync.WaitGroup
+}
+
+// Options configure New.
+type Options struct {
+	Broker   *broker.Broker
+	Groups   Groups
+	Clock    clock.Clock
+	Logger   *slog.Logger
+	Settings Settings
+}
+
+// New loads the coordinator's state from __transaction_state, re-drives
+// the transactions left in a Prepare state, and starts the timeout sweep.
+func New(opts Options) (*Coordinator, error) {
+	if opts.Clock == nil {
+		opts.Clock = clock.Real
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.Default()
+	}
+	if opts.Settings.Partitions <= 0 {
+		opts.Settings.Partitions = 50
+	}
+	c := &Coordinator{b: opts.Broker, groups: opts.Groups, clk: opts.Clock, lg: opts.Logger, settings: opts.Settings,
+		stop: make(chan struct{}), done: make(chan struct{})}
+	c.mu.txns = map[string]*entry{}
+	if t := c.b.Topic(StateTopic); t != nil {
+		c.settings.Partitions = int32(len(t.Partitions))
+		if err := c.load(t); err != nil {
+			return nil, err
+		}
+	}
+	c.mu.Lock()
+	var redo []string
+	for id, e := range c.mu.txns {
+		if e.meta.State == PrepareCommit || e.meta.State == PrepareAbort {
+			redo = append(redo, id)
+			e.busy, e.done = true, make(chan struct{})
+		}
+	}
+	c.mu.Unlock()
+	for _, id := range redo {
+		c.lg.Info("completing transaction left in prepare state", "transactional_id", id)
+		c.wg.Add(1)
+		go func(id string) {
+			defer c.wg.Done()
+			c.finish(id)
+			c.mu.Lock()
+			c.mu.txns[id].clearBusy()
+			c.mu.Unlock()
+		}(id)
+	}
+	go c.run()
+	return c, nil
+}
+
+// Close stops the sweeps and waits for marker writes in flight.
+func (c *Coordinator) Close() {
+	close(c.stop)
+	<-c.done
+	c.wg.Wait()
+}
+
+func (c *Coordinator) load(t *broker.Topic) error {
+	for _, p := range t.Partitions {
+		off := p.Offsets().LogStartOffset
+		for {
+			res := p.Fetch(off, 8<<20, false)
+			if res.Err != nil {
+				return fmt.Errorf("loading %s-%d at offset %d: %v", StateTopic, p.Index, off, res.Err)
+			}
+			if len(res.Records) == 0 {
+				break
+			}
+			err := recordbatch.Split(res.Records, func(b []byte) error {
+				h, err := recordbatch.ParseHeader(b)
+				if err != nil {
+					return err
+				}
+				off = h.LastOffset() + 1
+				if h.IsControl() {
+					return nil
+				}
+				return recordbatch.Records(b, func(r recordbatch.Record) error {
+					id := string(r.Key)
+					if r.Value == nil {
+						delete(c.mu.txns, id)
+						return nil
+					}
+					var m Metadata
+					if err := json.Unmarshal(r.Value, &m); err != nil {
+						return fmt.Errorf("record at offset %d: %w", r.Offset, err)
+					}
+					c.mu.txns[id] = &entry{meta: m}
+					return nil
+				})
+			})
+			if err != nil {
+				return fmt.Errorf("loading %s-%d: %w", StateTopic, p.Index, err)
+			}
+		}
+	}
+	c.lg.Info("loaded transactional ids", "count", len(c.mu.txns))
+	return nil
+}
+
+func (c *Coordinator) ensureTopic() *kerr.Error {
+	if c.b.Topic(StateTopic) != nil {
+		return nil
+	}
+	c.topicMu.Lock()
+	defer c.topicMu.Unlock()
+	if c.b.Topic(StateTopic) != nil {
+		return nil
+	}
+	// NB: without compaction the log is kept whole; expired ids are
+	// tombstoned but their records stay until compaction exists.
+	_, perr := c.b.CreateInternalTopic(StateTopic, c.settings.Partitions, map[string]string{"retention.ms": "-1", "retention.bytes": "-1"})
+	if perr != nil && perr.Code != kerr.TopicAlreadyExists {
+		c.lg.Error("creating the transaction state topic failed", "err", perr)
+		return kerr.CoordinatorNotAvailable
+	}
+	return nil
+}
+
+// EnsureTopic creates __transaction_state on first use (FindCoordinator).
+func (c *Coordinator) EnsureTopic() *kerr.Error { return c.ensureTopic() }
+
+func javaHashCode(s string) int32 {
+	var h int32
+	for _, r := range s {
+		if r >= 0x10000 {
+			r -= 0x10000
+			h = 31*h + int32(0xD800+(r>>10))
+			h = 31*h + int32(0xDC00+(r&0x3FF))
+			continue
+		}
+		h = 31*h + int32(r)
+	}
+	return h
+}
+
+func (c *Coordinator) partitionFor(id string) int32 {
+	h := javaHashCode(id)
+	if h == -1<<31 {
+		h = 0
+	}
+	if h < 0 {
+		h = -h
+	}
+	return h % c.settings.Partitions
+}
+
+// write persists m durably (or a tombstone when m is nil).
+func (c *Coordinator) write(id string, m *Metadata) error {
+	if err := c.ensureTopic(); err != nil {
+		return err
+	}
+	p := c.b.Partition(StateTopic, c.partitionFor(id))
+	if p == nil {
+		return kerr.CoordinatorNotAvailable
+	}
+	res := <-c.enqueueWrite(p, id, m)
+	if res.Err != nil {
+		return res.Err
+	}
+	return nil
+}
+
+func (c *Coordinator) enqueueWrite(p *partition.Partition, id string, m *Metadata) <-chan partition.AppendResult {
+	var value []byte
+	if m != nil {
+		var err error
+		if value, err = json.Marshal(m); err != nil {
+			panic(err)
+		}
+	}
+	ts := c.clk.Now().UnixMilli()
+	rec := recordbatch.AppendRecord(nil, recordbatch.Record{Key: []byte(id), Value: value})
+	b := recordbatch.Build(recordbatch.Header{ProducerID: -1, ProducerEpoch: -1, BaseSequence: -1, BaseTimestamp: ts, MaxTimestamp: ts}, [][]byte{rec})
+	h, _ := recordbatch.Check(b)
+	return p.Append(b, h)
+}
+
+// acquire waits until id is not busy and marks it busy. It returns the
+// entry (nil if the id is unknown and create is false) with mu held.
+func (c *Coordinator) acquireLocked(id string) (*entry, *kerr.Error) {
+	deadline := c.clk.Now().Add(busyWait)
+	for {
+		e := c.mu.txns[id]
+		if e == nil || !e.busy {
+			return e, nil
+		}
+		done := e.done
+		c.mu.Unlock()
+		select {
+		case <-done:
+		case <-time.After(time.Until(deadline)):
+			c.mu.Lock()
+			return nil, kerr.ConcurrentTransactions
+		}
+		c.mu.Lock()
+	}
+}
+
+func (e *entry) setBusy() {
+	e.busy = true
+	e.done = make(chan struct{})
+}
+
+func (e *entry) clearBusy() {
+	e.busy = false
+	close(e.done)
+}
+
+// commitTransition writes next for e (busy, mu not held), then installs it.
+func (c *Coordinator) commitTransition(e *entry, next Metadata) error {
+	if !canTransition(e.meta.State, next.State) && !(e.meta.State == next.State) {
+		panic(fmt.Sprintf("txn %s: invalid transition %s -> %s", next.TransactionalID, e.meta.State, next.State))
+	}
+	if err := c.write(next.TransactionalID, &next); err != nil {
+		return err
+	}
+	c.mu.Lock()
+	e.meta = next
+	c.mu.Unlock()
+	return nil
+}
+
+// InitResult is the answer to InitProducerId.
+type InitResult struct {
+	ProducerID    int64
+	ProducerEpoch int16
+	Err           *kerr.Error
+}
+
+// InitProducerID serves InitProducerId with a transactional id: a new
+// producer id for a new id, otherwise the epoch bump that fences the
+// previous instance, after aborting its open transaction. producerID and
+// epoch are -1 unless the client resumes (KIP-360). Blocking.
+func (c *Coordinator) InitProducerID(id string, timeoutMs int32, producerID int64, epoch int16, knowsFenced bool) InitResult {
+	fail := func(err *kerr.Error) InitResult { return InitResult{-1, -1, err} }
+	if id == "" {
+		return fail(kerr.InvalidRequest)
+	}
+	if timeoutMs <= 0 || time.Duration(timeoutMs)*time.Millisecond > c.settings.MaxTimeout {
+		return fail(kerr.InvalidTransactionTimeout)
+	}
+	if err := c.ensureTopic(); err != nil {
+		return fail(err)
+	}
+	now := c.clk.Now().UnixMilli()
+	c.mu.Lock()
+	e, kerrv := c.acquireLocked(id)
+	if kerrv != nil {
+		c.mu.Unlock()
+		return fail(kerrv)
+	}
+	if e == nil {
+		pid, err := c.b.AllocateProducerID()
+		if err != nil {
+			c.mu.Unlock()
+			return fail(kerr.CoordinatorNotAvailable)
+		}
+		e = &entry{meta: Metadata{TransactionalID: id, ProducerID: pid, PrevProducerID: -1, ProducerEpoch: -1, LastProducerEpoch: -1, State: Empty, StartMs: -1}}
+		c.mu.txns[id] = e
+	}
+	e.setBusy()
+	cur := e.meta.clone()
+	c.mu.Unlock()
+	defer func() {
+		c.mu.Lock()
+		e.clearBusy()
+		c.mu.Unlock()
+	}()
+
+	if producerID >= 0 {
+		// KIP-360: the client names the producer id and epoch it has.
+		switch {
+		case producerID == cur.ProducerID && epoch == cur.ProducerEpoch:
+			// Bump below.
+		case producerID == cur.ProducerID && epoch == cur.LastProducerEpoch && (cur.State == Empty || cur.State == CompleteAbort || cur.State == CompleteCommit):
+			// A retry of an init that already bumped.
+			return InitResult{cur.ProducerID, cur.ProducerEpoch, nil}
+		default:
+			return fail(fencedError(knowsFenced))
+		}
+	}
+	if cur.State == Ongoing {
+		// Fence the previous instance and abort its transaction first.
+		if err := c.abortLocked(e, true); err != nil {
+			return fail(kerr.ConcurrentTransactions)
+		}
+		cur = c.snapshot(e)
+	}
+	next := cur.clone()
+	if epochExhausted(next.ProducerEpoch) {
+		pid, err := c.b.AllocateProducerID()
+		if err != nil {
+			return fail(kerr.CoordinatorNotAvailable)
+		}
+		next.PrevProducerID = next.ProducerID
+		next.ProducerID, next.ProducerEpoch, next.LastProducerEpoch = pid, 0, -1
+	} else {
+		next.LastProducerEpoch = next.ProducerEpoch
+		next.ProducerEpoch++
+	}
+	next.TimeoutMs = timeoutMs
+	next.State = Empty
+	next.Partitions = nil
+	next.StartMs = -1
+	next.UpdateMs = now
+	next.TV2 = false
+	if err := c.commitTransition(e, next); err != nil {
+		return fail(kerr.CoordinatorNotAvailable)
+	}
+	return InitResult{next.ProducerID, next.ProducerEpoch, nil}
+}
+
+func (c *Coordinator) snapshot(e *entry) Metadata {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return e.meta.clone()
+}
+
+// checkProducer validates the producer id and epoch of a request against
+// the current metadata.
+func checkProducer(m *Metadata, producerID int64, epoch int16, knowsFenced bool) *kerr.Error {
+	if producerID != m.ProducerID {
+		return kerr.InvalidProducerIDMapping
+	}
+	if epoch < m.ProducerEpoch {
+		return fencedError(knowsFenced)
+	}
+	if epoch > m.ProducerEpoch {
+		return kerr.InvalidProducerEpoch
+	}
+	return nil
+}
+
+// AddPartitions serves AddPartitionsToTxn (and AddOffsetsToTxn with the
+// group's offsets partition): it makes the partitions part of the open
+// transaction, durably, before answering. Blocking.
+func (c *Coordinator) AddPartitions(id string, producerID int64, epoch int16, tps []TopicPartition, knowsFenced bool) *kerr.Error {
+	c.mu.Lock()
+	e, kerrv := c.acquireLocked(id)
+	if kerrv != nil {
+		c.mu.Unlock()
+		return kerrv
+	}
+	if e == nil {
+		c.mu.Unlock()
+		return kerr.InvalidProducerIDMapping
+	}
+	if err := checkProducer(&e.meta, producerID, epoch, knowsFenced); err != nil {
+		c.mu.Unlock()
+		return err
+	}
+	switch e.meta.State {
+	case PrepareCommit, PrepareAbort, PrepareEpochFence:
+		c.mu.Unlock()
+		return kerr.ConcurrentTransactions
+	case Dead:
+		c.mu.Unlock()
+		return kerr.InvalidProducerIDMapping
+	}
+	missing := false
+	for _, tp := range tps {
+		if !e.meta.hasPartition(tp) {
+			missing = true
+		}
+	}
+	if !missing && e.meta.State == Ongoing {
+		c.mu.Unlock()
+		return nil
+	}
+	next := e.meta.clone()
+	next.addPartitions(tps)
+	if len(next.Partitions) > MaxPartitionsPerTxn {
+		c.mu.Unlock()
+		return kerr.InvalidRequest
+	}
+	now := c.clk.Now().UnixMilli()
+	if next.State != Ongoing {
+		next.State = Ongoing
+		next.StartMs = now
+	}
+	next.UpdateMs = now
+	e.setBusy()
+	c.mu.Unlock()
+	err := c.commitTransition(e, next)
+	c.mu.Lock()
+	e.clearBusy()
+	c.mu.Unlock()
+	if err != nil {
+		return kerr.CoordinatorNotAvailable
+	}
+	return nil
+}
+
+// ProduceCheck is the outcome of verifying a transactional produce for one
+// partition.
+type ProduceCheck struct {
+	TP  TopicPartition
+	Err *kerr.Error
+}
+
+// VerifyAndEnqueue verifies that (producerID, epoch) holds an open
+// transaction of id that includes every partition in tps (KIP-890 part 1),
+// adding missing ones durably first when implicitAdd (transaction protocol
+// v2: Produce v12+, TxnOffsetCommit v5+), and then calls enqueue for each
+// verified partition with mu held, so that the batch is queued to its
+// partition before any marker of this transaction can be. notAdded is the
+// error for a partition not in the transaction (INVALID_TXN_STATE, or
+// TRANSACTION_ABORTABLE for request versions that know it).
+func (c *Coordinator) VerifyAndEnqueue(id string, producerID int64, epoch int16, tps []TopicPartition, implicitAdd bool, notAdded *kerr.Error, enqueue func(TopicPartition)) map[TopicPartition]*kerr.Error {
+	errs := map[TopicPartition]*kerr.Error{}
+	failAll := func(err *kerr.Error) map[TopicPartition]*kerr.Error {
+		for _, tp := range tps {
+			errs[tp] = err
+		}
+		return errs
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	e := c.mu.txns[id]
+	if e == nil {
+		return failAll(kerr.InvalidProducerIDMapping)
+	}
+	if implicitAdd {
+		var err *kerr.Error
+		e, err = c.acquireLocked(id)
+		if err != nil {
+			return failAll(err)
+		}
+		if e == nil {
+			return failAll(kerr.InvalidProducerIDMapping)
+		}
+	}
+	if err := checkProducer(&e.meta, producerID, epoch, true); err != nil {
+		if err == kerr.ProducerFenced {
+			// A produce from an older epoch: the partition answers
+			// this as INVALID_PRODUCER_EPOCH (Kafka 2.7+).
+			err = kerr.InvalidProducerEpoch
+		}
+		return failAll(err)
+	}
+	var missing []TopicPartition
+	for _, tp := range tps {
+		if !e.meta.hasPartition(tp) {
+			missing = append(missing, tp)
+		}
+	}
+	st := e.meta.State
+	switch {
+	case st == Ongoing && len(missing) == 0:
+	case implicitAdd && (st == Ongoing || st == Empty || st == CompleteCommit || st == CompleteAbort):
+		next := e.meta.clone()
+		next.addPartitions(missing)
+		now := c.clk.Now().UnixMilli()
+		if next.State != Ongoing {
+			next.State = Ongoing
+			next.StartMs = now
+			next.TV2 = true
+		}
+		next.UpdateMs = now
+		e.setBusy()
+		c.mu.Unlock()
+		werr := c.write(id, &next)
+		c.mu.Lock()
+		if werr == nil {
+			e.meta = next
+		}
+		e.clearBusy()
+		if werr != nil {
+			return failAll(kerr.CoordinatorNotAvailable)
+		}
+	default:
+		for _, tp := range tps {
+			if st != Ongoing || !e.meta.hasPartition(tp) {
+				errs[tp] = notAdded
+			}
+		}
+	}
+	for _, tp := range tps {
+		if errs[tp] == nil {
+			enqueue(tp)
+		}
+	}
+	return errs
+}
+
+// EndResult is the answer to EndTxn.
+type EndResult struct {
+	Err           *kerr.Error
+	ProducerID    int64
+	ProducerEpoch int16
+}
+
+// EndTxn commits or aborts the open transaction: Prepare is written, the
+// markers are written to every partition, then the transaction completes.
+// tv2 is set for EndTxn v5+, which bumps the epoch at every end and
+// returns the producer id and epoch of the next transaction. Blocking.
+func (c *Coordinator) EndTxn(id string, producerID int64, epoch int16, commit, tv2, knowsFenced bool) EndResult {
+	c.mu.Lock()
+	e, kerrv := c.acquireLocked(id)
+	if kerrv != nil {
+		c.mu.Unlock()
+		return EndResult{Err: kerrv}
+	}
+	if e == nil {
+		c.mu.Unlock()
+		return EndResult{Err: kerr.InvalidProducerIDMapping}
+	}
+	m := &e.meta
+	ok := EndResult{ProducerID: m.ProducerID, ProducerEpoch: m.ProducerEpoch}
+	want := CompleteAbort
+	if commit {
+		want = CompleteCommit
+	}
+	// A retry of an EndTxn that already finished: the same outcome is
+	// success, the other one INVALID_TXN_STATE.
+	// Under TV2 the finished transaction bumped the epoch, so the retry
+	// carries the previous one. Only an end sets TV2 (InitProducerId
+	// clears it), so a fenced zombie's old epoch is never taken for a
+	// retry.
+	retry := producerID == m.ProducerID && epoch == m.ProducerEpoch
+	if m.TV2 {
+		retry = (producerID == m.ProducerID && epoch == m.LastProducerEpoch) ||
+			(producerID == m.MarkerProducerID && epoch == m.MarkerEpoch-1 && m.MarkerProducerID != m.ProducerID)
+	}
+	if (m.State == CompleteCommit || m.State == CompleteAbort) && retry {
+		c.mu.Unlock()
+		if m.State == want {
+			return ok
+		}
+		return EndResult{Err: kerr.InvalidTxnState}
+	}
+	if err := checkProducer(m, producerID, epoch, knowsFenced); err != nil {
+		c.mu.Unlock()
+		return EndResult{Err: err}
+	}
+	switch m.State {
+	case Ongoing:
+	case Empty, CompleteCommit, CompleteAbort:
+		if tv2 && !commit {
+			// TV2: an abort with nothing added still bumps the epoch.
+			break
+		}
+		c.mu.Unlock()
+		return EndResult{Err: kerr.InvalidTxnState}
+	default:
+		c.mu.Unlock()
+		return EndResult{Err: kerr.InvalidTxnState}
+	}
+	next := m.clone()
+	next.TV2 = next.TV2 || tv2
+	next.MarkerProducerID, next.MarkerEpoch = next.ProducerID, next.ProducerEpoch
+	if next.TV2 {
+		// TV2: the markers carry the bumped epoch, and the next
+		// transaction uses it. At the last epoch of a producer id the
+		// next transaction gets a new id (KAFKA-5283).
+		next.MarkerEpoch = next.ProducerEpoch + 1
+		next.LastProducerEpoch = next.ProducerEpoch
+		if epochExhausted(next.ProducerEpoch) {
+			pid, err := c.b.AllocateProducerID()
+			if err != nil {
+				c.mu.Unlock()
+				return EndResult{Err: kerr.CoordinatorNotAvailable}
+			}
+			next.PrevProducerID = next.ProducerID
+			next.ProducerID, next.ProducerEpoch, next.LastProducerEpoch = pid, 0, -1
+		} else {
+			next.ProducerEpoch++
+		}
+	}
+	if commit {
+		next.State = PrepareCommit
+	} else {
+		next.State = PrepareAbort
+	}
+	if m.State != Ongoing {
+		// TV2 empty abort: nothing to mark; go straight to complete.
+		next.State = PrepareAbort
+		next.Partitions = nil
+	}
+	next.UpdateMs = c.clk.Now().UnixMilli()
+	e.setBusy()
+	c.mu.Unlock()
+	err := c.commitTransition(e, next)
+	if err == nil {
+		c.finish(id)
+	}
+	cur := c.snapshot(e)
+	c.mu.Lock()
+	e.clearBusy()
+	c.mu.Unlock()
+	if err != nil {
+		return EndResult{Err: kerr.CoordinatorNotAvailable}
+	}
+	return EndResult{ProducerID: cur.ProducerID, ProducerEpoch: cur.ProducerEpoch}
+}
+
+// finish writes the markers of a prepared transaction (retrying until each
+// is durable), then records its completion. The entry must be busy (the
+// caller clears it) and in PrepareCommit or PrepareAbort.
+func (c *Coordinator) finish(id string) {
+	c.mu.Lock()
+	e := c.mu.txns[id]
+	m := e.meta.clone()
+	c.mu.Unlock()
+	commit := m.State == PrepareCommit
+	pid, epoch := m.MarkerProducerID, m.MarkerEpoch
+	var wg sync.WaitGroup
+	for _, tp := range m.Partitions {
+		wg.Add(1)
+		go func(tp TopicPartition) {
+			defer wg.Done()
+			c.writeMarker(tp, pid, epoch, commit)
+		}(tp)
+	}
+	wg.Wait()
+	next := m.clone()
+	if commit {
+		next.State = CompleteCommit
+	} else {
+		next.State = CompleteAbort
+	}
+	next.Partitions = nil
+	next.StartMs = -1
+	next.UpdateMs = c.clk.Now().UnixMilli()
+	p := c.b.Partition(StateTopic, c.partitionFor(id))
+	c.mu.Lock()
+	e.meta = next
+	c.mu.Unlock()
+	if p != nil {
+		// Not waited for: any later transition of this id is written to
+		// the same partition after this record.
+		wait := c.enqueueWrite(p, id, &next)
+		go func() {
+			if res := <-wait; res.Err != nil {
+				c.lg.Warn("writing transaction completion failed; it is re-driven at the next start", "transactional_id", id, "err", res.Err)
+			}
+		}()
+	}
+}
+
+// writeMarker appends one marker, retrying until it is durable or the
+// partition no longer exists.
+func (c *Coordinator) writeMarker(tp TopicPartition, pid int64, epoch int16, commit bool) {
+	for attempt := 0; ; attempt++ {
+		p := c.b.Partition(tp.Topic, tp.Partition)
+		if p == nil {
+			c.lg.Warn("transaction partition no longer exists; skipping its marker", "topic", tp.Topic, "partition", tp.Partition)
+			return
+		}
+		res := p.AppendMarker(pid, epoch, commit, c.clk.Now().UnixMilli())
+		if res.Err == nil {
+			if tp.Topic == c.groups.OffsetsTopic() {
+				c.groups.CompleteTxn(tp.Partition, pid, commit, res.BaseOffset)
+			}
+			return
+		}
+		c.lg.Warn("writing transaction marker failed; retrying", "topic", tp.Topic, "partition", tp.Partition, "attempt", attempt, "err", res.Err)
+		select {
+		case <-c.stop:
+			return
+		case <-time.After(markerRetryBackoff):
+		}
+	}
+}
+
+// abortLocked aborts e's open transaction (e busy, mu not held), bumping the
+// epoch first when fence is set (timeouts and a new instance's
+// InitProducerId), so that the old producer's later requests are refused.
+func (c *Coordinator) abortLocked(e *entry, fence bool) error {
+	cur := c.snapshot(e)
+	if cur.State != Ongoing {
+		return nil
+	}
+	next := cur.clone()
+	if fence && !epochExhausted(next.ProducerEpoch) {
+		next.LastProducerEpoch = next.ProducerEpoch
+		next.ProducerEpoch++
+	}
+	next.MarkerProducerID, next.MarkerEpoch = next.ProducerID, next.ProducerEpoch
+	next.State = PrepareAbort
+	next.UpdateMs = c.clk.Now().UnixMilli()
+	if err := c.commitTransition(e, next); err != nil {
+		return err
+	}
+	c.finish(next.TransactionalID)
+	return nil
+}
+
+func (c *Coordinator) run() {
+	defer close(c.done)
+	lastExpiry := c.clk.Now()
+	for {
+		select {
+		case <-c.stop:
+			return
+		case <-c.clk.After(timeoutCheckInterval):
+		}
+		now := c.clk.Now()
+		c.AbortExpired(now)
+		if now.Sub(lastExpiry) > time.Minute {
+			c.ExpireIDs(now)
+			lastExpiry = now
+		}
+	}
+}
+
+// AbortExpired aborts every transaction open longer than its timeout.
+func (c *Coordinator) AbortExpired(now time.Time) {
+	c.mu.Lock()
+	var expired []string
+	for id, e := range c.mu.txns {
+		m := &e.meta
+		if !e.busy && m.State == Ongoing && now.UnixMilli() > m.StartMs+int64(m.TimeoutMs) {
+			expired = append(expired, id)
+		}
+	}
+	c.mu.Unlock()
+	for _, id := range expired {
+		c.mu.Lock()
+		e, err := c.acquireLocked(id)
+		if err != nil || e == nil || e.meta.State != Ongoing || now.UnixMilli() <= e.meta.StartMs+int64(e.meta.TimeoutMs) {
+			c.mu.Unlock()
+			continue
+		}
+		e.setBusy()
+		c.mu.Unlock()
+		c.lg.Info("aborting timed-out transaction", "transactional_id", id)
+		if err := c.abortLocked(e, true); err != nil {
+			c.lg.Warn("aborting timed-out transaction failed", "transactional_id", id, "err", err)
+		}
+		c.mu.Lock()
+		e.clearBusy()
+		c.mu.Unlock()
+	}
+}
+
+// ExpireIDs forgets transactional ids idle longer than
+// transactional.id.expiration.ms with no open transaction.
+func (c *Coordinator) ExpireIDs(now time.Time) {
+	c.mu.Lock()
+	var expired []string
+	for id, e := range c.mu.txns {
+		m := &e.meta
+		idle := m.State == Empty || m.State == CompleteCommit || m.State == CompleteAbort
+		if !e.busy && idle && now.UnixMilli()-m.UpdateMs > c.settings.IDExpiration.Milliseconds() {
+			expired = append(expired, id)
+		}
+	}
+	c.mu.Unlock()
+	for _, id := range expired {
+		if err := c.write(id, nil); err != nil {
+			continue
+		}
+		c.mu.Lock()
+		if e := c.mu.txns[id]; e != nil && !e.busy {
+			delete(c.mu.txns, id)
+		}
+		c.mu.Unlock()
+		c.lg.Info("expired transactional id", "transactional_id", id)
+	}
+}
+
+// Describe returns the metadata of id.
+func (c *Coordinator) Describe(id string) (Metadata, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	e := c.mu.txns[id]
+	if e == nil {
+		return Metadata{}, false
+	}
+	return e.meta.clone(), true
+}
+
+// ListFilter selects transactions for ListTransactions.
+type ListFilter struct {
+	States      []string
+	ProducerIDs []int64
+	MinDuration time.Duration // only transactions open at least this long (v1)
+	Pattern     *regexp.Regexp
+}
+
+// List returns the transactions matching f, sorted by id.
+func (c *Coordinator) List(f ListFilter, now time.Time) []Metadata {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	var out []Metadata
+	for _, e := range c.mu.txns {
+		m := &e.meta
+		if len(f.States) > 0 && !containsString(f.States, m.State.String()) {
+			continue
+		}
+		if len(f.ProducerIDs) > 0 && !containsInt64(f.ProducerIDs, m.ProducerID) {
+			continue
+		}
+		if f.MinDuration > 0 && (m.StartMs < 0 || now.UnixMilli()-m.StartMs < f.MinDuration.Milliseconds()) {
+			continue
+		}
+		if f.Pattern != nil && !f.Pattern.MatchString(m.TransactionalID) {
+			continue
+		}
+		out = append(out, m.clone())
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].TransactionalID < out[j].TransactionalID })
+	return out
+}
+
+func containsString(s []string, v string) bool {
+	for _, x := range s {
+		if x == v {
+			return true
+		}
+	}
+	return false
+}
+
+func containsInt64(s []int64, v int64) bool {
+	for _, x := range s {
+		if x == v {
+			return true
+		}
+	}
+	return false
+}

@@ -1,6 +1,6 @@
 package server
 
-// OffsetCommit (key 8), versions 0-8.
+// OffsetCommit (key 8), versions 0-9.
 //
 // Behaviour:
 //   - Generation -1 with no member id is a "simple" commit, accepted only
@@ -14,9 +14,17 @@ package server
 //     metadata over offset.metadata.max.bytes gets OFFSET_METADATA_TOO_LARGE.
 //   - The answer waits until the commit is durable in __consumer_offsets;
 //     OffsetFetch sees it from then on.
+//   - For a KIP-848 consumer group Generation is the member epoch:
+//     UNKNOWN_MEMBER_ID for an unknown member, STALE_MEMBER_EPOCH for an
+//     epoch newer than the member's, and per partition STALE_MEMBER_EPOCH
+//     for a partition the member does not hold or held only from a later
+//     epoch (KIP-1251's relaxed check; see group.ConsumerGroup.ValidateCommit).
+//     A consumer member must use v9+ (UNSUPPORTED_VERSION below, as Kafka).
 //
-// Not done: v9+ (KIP-848 member epochs) until ConsumerGroupHeartbeat is
-// served; RetentionTimeMillis (v2-4) is ignored, as in Kafka 2.1+.
+// Version notes: v9 (KIP-848) has v8's format.
+//
+// Not done: v10 (topic ids); RetentionTimeMillis (v2-4) is ignored, as
+// in Kafka 2.1+.
 
 import (
 	"github.com/oncelog/oncelog/internal/group"
@@ -24,7 +32,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 )
 
-func init() { register(8, 0, 8, handleOffsetCommit) }
+func init() { register(8, 0, 9, handleOffsetCommit) }
 
 func handleOffsetCommit(c *conn, kreq kmsg.Request) reply {
 	req := kreq.(*kmsg.OffsetCommitRequest)

@@ -5,7 +5,8 @@ package server
 // Behaviour: state, protocol type, protocol and members (with their
 // metadata for the chosen protocol and their assignment) of each group. A
 // group that does not exist is answered as Kafka does: state "Dead" and no
-// error.
+// error. A KIP-848 consumer group is not a classic group and is answered
+// the same way, as Kafka does below v6 (ConsumerGroupDescribe describes it).
 //
 // Not done: authorized operations (no ACLs).
 
@@ -28,7 +29,7 @@ func handleDescribeGroups(c *conn, kreq kmsg.Request) reply {
 			continue
 		}
 		info, ok := c.s.Groups.Describe(id)
-		if !ok {
+		if !ok || info.Type == "consumer" {
 			rg.State = "Dead"
 			resp.Groups = append(resp.Groups, rg)
 			continue

@@ -4,7 +4,8 @@ package server
 //
 // Behaviour: every group this node coordinates, with its protocol type;
 // v4 filters by state (KIP-518, case-insensitive), v5 by type (KIP-848):
-// every group here is "classic".
+// "classic", or "consumer" for a KIP-848 group (protocol type "consumer",
+// states Empty, Assigning, Reconciling, Stable).
 
 import (
 	"strings"
@@ -32,11 +33,15 @@ func handleListGroups(c *conn, kreq kmsg.Request) reply {
 		return false
 	}
 	for _, g := range c.s.Groups.List() {
-		if !match(req.StatesFilter, g.State) || !match(req.TypesFilter, "classic") {
+		typ := "classic"
+		if g.Type != "" {
+			typ = g.Type
+		}
+		if !match(req.StatesFilter, g.State) || !match(req.TypesFilter, typ) {
 			continue
 		}
 		rg := kmsg.NewListGroupsResponseGroup()
-		rg.Group, rg.ProtocolType, rg.GroupState, rg.GroupType = g.ID, g.ProtocolType, g.State, "classic"
+		rg.Group, rg.ProtocolType, rg.GroupState, rg.GroupType = g.ID, g.ProtocolType, g.State, typ
 		resp.Groups = append(resp.Groups, rg)
 	}
 	return now(resp)

@@ -87,6 +87,11 @@ func start(cfg config.Broker, lg *slog.Logger) (*Broker, error) {
 			OffsetsRetention:      cfg.OffsetsRetention,
 			MaxMetadataBytes:      cfg.OffsetMetadataMaxBytes,
 		},
+		ConsumerSettings: group.ConsumerSettings{
+			SessionTimeout:    cfg.ConsumerGroupSessionTimeout,
+			HeartbeatInterval: cfg.ConsumerGroupHeartbeatInterval,
+			MaxSize:           cfg.ConsumerGroupMaxSize,
+		},
 		Partitions: cfg.OffsetsTopicPartitions,
 	})
 	if err != nil {

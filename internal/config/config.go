@@ -42,6 +42,11 @@ type Broker struct {
 	OffsetsRetention           time.Duration // offsets.retention.minutes
 	OffsetMetadataMaxBytes     int           // offset.metadata.max.bytes
 
+	// KIP-848 consumer group settings.
+	ConsumerGroupSessionTimeout    time.Duration // group.consumer.session.timeout.ms
+	ConsumerGroupHeartbeatInterval time.Duration // group.consumer.heartbeat.interval.ms
+	ConsumerGroupMaxSize           int           // group.consumer.max.size
+
 	// Transaction coordinator settings.
 	TransactionMaxTimeout      time.Duration // transaction.max.timeout.ms
 	TransactionalIDExpiration  time.Duration // transactional.id.expiration.ms
@@ -73,27 +78,30 @@ type Topic struct {
 // Default returns the embedded defaults: a broker that needs no config file.
 func Default() Broker {
 	return Broker{
-		Listen:                       "127.0.0.1:9092",
-		DataDir:                      "./oncelog-data",
-		NodeID:                       0,
-		SocketRequestMaxBytes:        100 << 20,
-		MaxConnections:               10000,
-		MaxInflightPerConn:           100,
-		NumPartitions:                1,
-		AutoCreateTopics:             true,
-		ProducerIDExpiration:         24 * time.Hour,
-		MaxFetchWaiters:              10000,
-		ProducerStateMaxPerPartition: 100000,
-		GroupMinSessionTimeout:       6 * time.Second,
-		GroupMaxSessionTimeout:       30 * time.Minute,
-		GroupInitialRebalanceDelay:   3 * time.Second,
-		GroupMaxSize:                 1 << 20,
-		OffsetsTopicPartitions:       50,
-		OffsetsRetention:             7 * 24 * time.Hour,
-		OffsetMetadataMaxBytes:       4096,
-		TransactionMaxTimeout:        15 * time.Minute,
-		TransactionalIDExpiration:    7 * 24 * time.Hour,
-		TransactionStatePartitions:   50,
+		Listen:                         "127.0.0.1:9092",
+		DataDir:                        "./oncelog-data",
+		NodeID:                         0,
+		SocketRequestMaxBytes:          100 << 20,
+		MaxConnections:                 10000,
+		MaxInflightPerConn:             100,
+		NumPartitions:                  1,
+		AutoCreateTopics:               true,
+		ProducerIDExpiration:           24 * time.Hour,
+		MaxFetchWaiters:                10000,
+		ProducerStateMaxPerPartition:   100000,
+		GroupMinSessionTimeout:         6 * time.Second,
+		GroupMaxSessionTimeout:         30 * time.Minute,
+		GroupInitialRebalanceDelay:     3 * time.Second,
+		GroupMaxSize:                   1 << 20,
+		OffsetsTopicPartitions:         50,
+		OffsetsRetention:               7 * 24 * time.Hour,
+		OffsetMetadataMaxBytes:         4096,
+		ConsumerGroupSessionTimeout:    45 * time.Second,
+		ConsumerGroupHeartbeatInterval: 5 * time.Second,
+		ConsumerGroupMaxSize:           1 << 20,
+		TransactionMaxTimeout:          15 * time.Minute,
+		TransactionalIDExpiration:      7 * 24 * time.Hour,
+		TransactionStatePartitions:     50,
 		TopicDefaults: Topic{
 			CleanupPolicy:        "delete",
 			RetentionMs:          7 * 24 * time.Hour,
@@ -156,6 +164,9 @@ var brokerKeys = map[string]func(b *Broker, v string) error{
 	"offsets.topic.num.partitions":         intSetter(func(b *Broker, n int64) { b.OffsetsTopicPartitions = int32(n) }, 1, 1000),
 	"offsets.retention.minutes":            intSetter(func(b *Broker, n int64) { b.OffsetsRetention = time.Duration(n) * time.Minute }, 1, math.MaxInt32),
 	"offset.metadata.max.bytes":            intSetter(func(b *Broker, n int64) { b.OffsetMetadataMaxBytes = int(n) }, 0, math.MaxInt32),
+	"group.consumer.session.timeout.ms":    durSetter(func(b *Broker, d time.Duration) { b.ConsumerGroupSessionTimeout = d }),
+	"group.consumer.heartbeat.interval.ms": durSetter(func(b *Broker, d time.Duration) { b.ConsumerGroupHeartbeatInterval = d }),
+	"group.consumer.max.size":              intSetter(func(b *Broker, n int64) { b.ConsumerGroupMaxSize = int(n) }, 1, math.MaxInt32),
 	"transaction.max.timeout.ms":           durSetter(func(b *Broker, d time.Duration) { b.TransactionMaxTimeout = d }),
 	"transactional.id.expiration.ms":       durSetter(func(b *Broker, d time.Duration) { b.TransactionalIDExpiration = d }),
 	"transaction.state.log.num.partitions": intSetter(func(b *Broker, n int64) { b.TransactionStatePartitions = int32(n) }, 1, 1000),

@@ -74,6 +74,12 @@ var brokerSettings = []brokerSetting{
 	{"offsets.topic.num.partitions", "INT", func(b *Broker) *string { return i64(int64(b.OffsetsTopicPartitions)) }},
 	{"offsets.retention.minutes", "INT", func(b *Broker) *string { return i64(int64(b.OffsetsRetention / time.Minute)) }},
 	{"offset.metadata.max.bytes", "INT", func(b *Broker) *string { return i64(int64(b.OffsetMetadataMaxBytes)) }},
+	{"group.consumer.session.timeout.ms", "INT", func(b *Broker) *string { return i64(b.ConsumerGroupSessionTimeout.Milliseconds()) }},
+	{"group.consumer.heartbeat.interval.ms", "INT", func(b *Broker) *string { return i64(b.ConsumerGroupHeartbeatInterval.Milliseconds()) }},
+	{"group.consumer.max.size", "INT", func(b *Broker) *string { return i64(int64(b.ConsumerGroupMaxSize)) }},
+	{"transaction.max.timeout.ms", "INT", func(b *Broker) *string { return i64(b.TransactionMaxTimeout.Milliseconds()) }},
+	{"transactional.id.expiration.ms", "INT", func(b *Broker) *string { return i64(b.TransactionalIDExpiration.Milliseconds()) }},
+	{"transaction.state.log.num.partitions", "INT", func(b *Broker) *string { return i64(int64(b.TransactionStatePartitions)) }},
 }
 
 // topicKeyInfo gives, per topic config, the broker setting that holds its

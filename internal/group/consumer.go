@@ -435,9 +435,9 @@ func (g *ConsumerGroup) lookupMember(req *kmsg.ConsumerGroupHeartbeatRequest, no
 	}
 	m = g.members[req.MemberID]
 	if m != nil {
-		if m.InstanceID != nil && req.MemberEpoch > 0 {
-			return fail(kerr.FencedInstanceID, "Static member %s must send its instance id.", req.MemberID)
-		}
+		// NB: heartbeats leave unchanged fields null (KIP-848), the
+		// instance id included, so a static member's later heartbeats
+		// may omit it.
 		return m, false, nil
 	}
 	if req.MemberEpoch > 0 {

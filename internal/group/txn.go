@@ -146,8 +146,23 @@ func (c *Coordinator) TxnCommit(req *kmsg.TxnOffsetCommitRequest, verify Verifie
 		return err, nil
 	}
 	now := c.clk.Now()
+	var rejected map[TopicPartition]*kerr.Error
 	c.mu.Lock()
-	if g := c.mu.groups[req.Group]; g != nil && (req.Generation >= 0 || req.MemberID != "" || req.InstanceID != nil) {
+	if cg := c.mu.consumers[req.Group]; cg != nil {
+		// A KIP-848 group: Generation carries the member epoch.
+		var tps []TopicPartition
+		for _, t := range req.Topics {
+			for _, p := range t.Partitions {
+				tps = append(tps, TopicPartition{t.Topic, p.Partition})
+			}
+		}
+		var top *kerr.Error
+		top, rejected = cg.ValidateCommit(req.MemberID, req.Generation, req.Version, true, tps)
+		if top != nil {
+			c.mu.Unlock()
+			return top, nil
+		}
+	} else if g := c.mu.groups[req.Group]; g != nil && (req.Generation >= 0 || req.MemberID != "" || req.InstanceID != nil) {
 		// KIP-447: a member of an older generation (a zombie whose
 		// partitions were reassigned) must not commit. Generation -1
 		// with no member id skips this, as Kafka allows.
@@ -172,6 +187,10 @@ func (c *Coordinator) TxnCommit(req *kmsg.TxnOffsetCommitRequest, verify Verifie
 	for _, t := range req.Topics {
 		for _, p := range t.Partitions {
 			tp := TopicPartition{t.Topic, p.Partition}
+			if err := rejected[tp]; err != nil {
+				result[tp] = err
+				continue
+			}
 			if c.b.Partition(t.Topic, p.Partition) == nil {
 				result[tp] = kerr.UnknownTopicOrPartition
 				continue

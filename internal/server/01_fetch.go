@@ -184,6 +184,11 @@ func fetchOnce(slots []fetchSlot, maxBytes int32, committed bool) int {
 			sp.ErrorCode = res.Err.Code
 		}
 		sp.RecordBatches = res.Records
+		if sp.RecordBatches == nil {
+			// NB: nil would go out as a null record set (size -1), which
+			// librdkafka reports as a protocol error.
+			sp.RecordBatches = []byte{}
+		}
 		sp.AbortedTransactions = nil
 		if committed {
 			sp.AbortedTransactions = make([]kmsg.FetchResponseTopicPartitionAbortedTransaction, 0, len(res.Aborted))

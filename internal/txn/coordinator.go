@@ -35,6 +35,7 @@ import (
 
 	"github.com/oncelog/oncelog/internal/broker"
 	"github.com/oncelog/oncelog/internal/clock"
+	"github.com/oncelog/oncelog/internal/failpoint"
 	"github.com/oncelog/oncelog/internal/partition"
 	"github.com/oncelog/oncelog/internal/recordbatch"
 	"github.com/twmb/franz-go/pkg/kerr"
@@ -716,8 +717,16 @@ func (c *Coordinator) finish(id string) {
 	c.mu.Unlock()
 	commit := m.State == PrepareCommit
 	pid, epoch := m.MarkerProducerID, m.MarkerEpoch
+	failpoint.Hit("txn.after-prepare")
 	var wg sync.WaitGroup
-	for _, tp := range m.Partitions {
+	for i, tp := range m.Partitions {
+		if i == 0 {
+			// The first marker alone, so a crash test can stop between
+			// the first and the others.
+			c.writeMarker(tp, pid, epoch, commit)
+			failpoint.Hit("txn.after-first-marker")
+			continue
+		}
 		wg.Add(1)
 		go func(tp TopicPartition) {
 			defer wg.Done()
@@ -725,6 +734,7 @@ func (c *Coordinator) finish(id string) {
 		}(tp)
 	}
 	wg.Wait()
+	failpoint.Hit("txn.after-markers")
 	next := m.clone()
 	if commit {
 		next.State = CompleteCommit

@@ -28,6 +28,10 @@ var armed = func() map[string]bool {
 	return m
 }()
 
+// Armed reports whether name is armed (for code that must take a slower,
+// observable path only under test).
+func Armed(name string) bool { return armed[name] }
+
 // Hit kills the process if name is armed.
 func Hit(name string) {
 	if armed[name] {

@@ -720,7 +720,7 @@ func (c *Coordinator) finish(id string) {
 	failpoint.Hit("txn.after-prepare")
 	var wg sync.WaitGroup
 	for i, tp := range m.Partitions {
-		if i == 0 {
+		if i == 0 && failpoint.Armed("txn.after-first-marker") {
 			// The first marker alone, so a crash test can stop between
 			// the first and the others.
 			c.writeMarker(tp, pid, epoch, commit)

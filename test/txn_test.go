@@ -9,6 +9,7 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kversion"
 )
 
 func createTopics(t *testing.T, addr string, parts int32, names ...string) {
@@ -54,10 +55,20 @@ func readAll(t *testing.T, addr string, committed bool, topics ...string) []stri
 	return out
 }
 
-func TestTxnCommitAbortVisibility(t *testing.T) {
+// txnProtocols runs a test under transaction protocol v1 (the client capped
+// at Kafka 3.9's versions: AddPartitionsToTxn, no epoch bumps) and v2
+// (KIP-890 part 2: Produce v12 adds partitions, EndTxn v5 bumps the epoch).
+func txnProtocols(t *testing.T, f func(t *testing.T, tv2 bool, opts ...kgo.Opt)) {
+	t.Run("tv1", func(t *testing.T) { f(t, false, kgo.MaxVersions(kversion.V3_9_0())) })
+	t.Run("tv2", func(t *testing.T) { f(t, true) })
+}
+
+func TestTxnCommitAbortVisibility(t *testing.T) { txnProtocols(t, testTxnCommitAbortVisibility) }
+
+func testTxnCommitAbortVisibility(t *testing.T, tv2 bool, extra ...kgo.Opt) {
 	b := startBroker(t, nil)
 	createTopics(t, b.Addr(), 3, "ta", "tb")
-	cl, err := kgo.NewClient(kgo.SeedBrokers(b.Addr()), kgo.TransactionalID("txn-vis"))
+	cl, err := kgo.NewClient(append([]kgo.Opt{kgo.SeedBrokers(b.Addr()), kgo.TransactionalID("txn-vis")}, extra...)...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -88,6 +99,14 @@ func TestTxnCommitAbortVisibility(t *testing.T) {
 	run("c", true)
 	run("a", false)
 	run("d", true)
+	// Under v2 every end bumped the epoch (3 ends); under v1 it stays.
+	_, epoch, err := cl.ProducerID(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := map[bool]int16{false: 0, true: 3}[tv2]; epoch != want {
+		t.Fatalf("producer epoch after three transactions: %d, want %d", epoch, want)
+	}
 	committed := readAll(t, b.Addr(), true, "ta", "tb")
 	uncommitted := readAll(t, b.Addr(), false, "ta", "tb")
 	if len(committed) != 60 {
@@ -103,10 +122,12 @@ func TestTxnCommitAbortVisibility(t *testing.T) {
 	}
 }
 
-func TestTxnOpenBlocksReadCommitted(t *testing.T) {
+func TestTxnOpenBlocksReadCommitted(t *testing.T) { txnProtocols(t, testTxnOpenBlocksReadCommitted) }
+
+func testTxnOpenBlocksReadCommitted(t *testing.T, _ bool, extra ...kgo.Opt) {
 	b := startBroker(t, nil)
 	createTopics(t, b.Addr(), 1, "open")
-	cl, err := kgo.NewClient(kgo.SeedBrokers(b.Addr()), kgo.TransactionalID("txn-open"))
+	cl, err := kgo.NewClient(append([]kgo.Opt{kgo.SeedBrokers(b.Addr()), kgo.TransactionalID("txn-open")}, extra...)...)
 	if err != nil {
 		t.Fatal(err)
 	}

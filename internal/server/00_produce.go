@@ -1,6 +1,6 @@
 package server
 
-// Produce (key 0), versions 3-11.
+// Produce (key 0), versions 3-13.
 //
 // Behaviour:
 //   - Acks must be -1, 0 or 1 (INVALID_REQUIRED_ACKS). acks=0 gets no
@@ -16,14 +16,14 @@ package server
 //     and appends; the answer waits for the fsync (group commit).
 //   - A missing topic is created when auto.create.topics.enable is on.
 //
-// Version notes: v8 adds per-record errors and an error message.
+// Version notes: v8 adds per-record errors and an error message. v11 may
+// answer TRANSACTION_ABORTABLE (KIP-890 part 1). v12 (transaction protocol
+// v2, KIP-890 part 2) adds the partition to the producer's transaction
+// itself instead of AddPartitionsToTxn. v13 names topics by id (KIP-516).
 //
 //   - A transactional batch is accepted only into an open transaction of
 //     its producer that holds the partition (KIP-890 part 1 verification);
 //     otherwise INVALID_TXN_STATE, or TRANSACTION_ABORTABLE from v11.
-//
-// Not done: Produce v12+ (transaction protocol v2) is not advertised until
-// it is served.
 
 import (
 	"math"
@@ -37,7 +37,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 )
 
-func init() { register(0, 3, 11, handleProduce) }
+func init() { register(0, 3, 13, handleProduce) }
 
 type txnProducer struct {
 	pid   int64
@@ -70,10 +70,19 @@ func handleProduce(c *conn, kreq kmsg.Request) reply {
 		rt := &req.Topics[ti]
 		st := &resp.Topics[ti]
 		*st = kmsg.NewProduceResponseTopic()
-		st.Topic = rt.Topic
+		st.Topic, st.TopicID = rt.Topic, rt.TopicID
 		st.Partitions = make([]kmsg.ProduceResponseTopicPartition, len(rt.Partitions))
-		t := b.Topic(rt.Topic)
-		if t == nil && b.Config.AutoCreateTopics && broker.ValidateTopicName(rt.Topic) == nil {
+		var t *broker.Topic
+		if req.Version >= 13 {
+			// v13 names topics by id (KIP-516); the name is used below
+			// for transactions.
+			if t = b.TopicByID(rt.TopicID); t != nil {
+				rt.Topic = t.Name
+			}
+		} else {
+			t = b.Topic(rt.Topic)
+		}
+		if t == nil && req.Version < 13 && b.Config.AutoCreateTopics && broker.ValidateTopicName(rt.Topic) == nil {
 			t, _ = b.CreateTopic(rt.Topic, -1, nil, false)
 			if t == nil {
 				t = b.Topic(rt.Topic)
@@ -93,6 +102,10 @@ func handleProduce(c *conn, kreq kmsg.Request) reply {
 			}
 			if req.Acks != -1 && req.Acks != 0 && req.Acks != 1 {
 				fail(kerr.InvalidRequiredAcks, "acks must be -1, 0 or 1")
+				continue
+			}
+			if t == nil && req.Version >= 13 {
+				fail(kerr.UnknownTopicID, "")
 				continue
 			}
 			if t == nil || rp.Partition < 0 || int(rp.Partition) >= len(t.Partitions) {

@@ -13,8 +13,9 @@ package server
 //   - v3 (KIP-511) is flexible and carries the client's software name and
 //     version; the response header stays v0.
 //
-// Not done: feature flags (SupportedFeatures/FinalizedFeatures); they matter
-// once transaction.version=2 is served.
+//   - v3+: the feature transaction.version is supported and finalized at
+//     2 (KIP-890 part 2), which is what makes clients use transaction
+//     protocol v2.
 
 import (
 	"github.com/twmb/franz-go/pkg/kerr"
@@ -35,9 +36,25 @@ func apiVersionList() []kmsg.ApiVersionsResponseApiKey {
 	return keys
 }
 
+// transactionVersion is the transaction protocol finalized on this broker:
+// 2 is KIP-890 part 2 (partitions added by Produce v12+ and TxnOffsetCommit
+// v5+, the epoch bumped at every EndTxn v5+). Clients that know it (Kafka
+// 4 Java, franz-go) switch to it; others keep protocol 1, which is served
+// alongside.
+const transactionVersion = 2
+
 func handleAPIVersions(c *conn, req kmsg.Request) reply {
 	resp := req.ResponseKind().(*kmsg.ApiVersionsResponse)
 	resp.ApiKeys = apiVersionList()
+	if resp.Version >= 3 {
+		sf := kmsg.NewApiVersionsResponseSupportedFeature()
+		sf.Name, sf.MinVersion, sf.MaxVersion = "transaction.version", 0, transactionVersion
+		resp.SupportedFeatures = []kmsg.ApiVersionsResponseSupportedFeature{sf}
+		ff := kmsg.NewApiVersionsResponseFinalizedFeature()
+		ff.Name, ff.MinVersionLevel, ff.MaxVersionLevel = "transaction.version", transactionVersion, transactionVersion
+		resp.FinalizedFeatures = []kmsg.ApiVersionsResponseFinalizedFeature{ff}
+		resp.FinalizedFeaturesEpoch = 1
+	}
 	return now(resp)
 }
 

@@ -1,6 +1,7 @@
 package server
 
-// AddOffsetsToTxn (key 25), versions 0-3.
+// AddOffsetsToTxn (key 25), versions 0-4 (v4 only adds
+// TRANSACTION_ABORTABLE to the errors it may return).
 //
 // Behaviour: adds the group's __consumer_offsets partition to the
 // producer's open transaction, durably, so that TxnOffsetCommit can write
@@ -14,7 +15,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 )
 
-func init() { register(25, 0, 3, handleAddOffsetsToTxn) }
+func init() { register(25, 0, 4, handleAddOffsetsToTxn) }
 
 func handleAddOffsetsToTxn(c *conn, kreq kmsg.Request) reply {
 	req := kreq.(*kmsg.AddOffsetsToTxnRequest)

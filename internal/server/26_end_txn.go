@@ -1,6 +1,6 @@
 package server
 
-// EndTxn (key 26), versions 0-4.
+// EndTxn (key 26), versions 0-5.
 //
 // Behaviour:
 //   - Commits or aborts the producer's open transaction: PrepareCommit (or
@@ -15,15 +15,19 @@ package server
 //     INVALID_PRODUCER_ID_MAPPING (it does not succeed).
 //   - An older epoch gets PRODUCER_FENCED (v2+) or INVALID_PRODUCER_EPOCH.
 //
-// Not done: v5 (transaction protocol v2, epoch bump per transaction) is
-// not advertised yet.
+// Version notes: v5 (transaction protocol v2, KIP-890 part 2) ends every
+// transaction by bumping the producer epoch: the markers carry the new
+// epoch, so a delayed produce of the ended transaction is fenced at the
+// partition, and the response returns the producer id and epoch for the
+// next transaction (a new producer id when the epoch is exhausted). A retry
+// with the old epoch gets the same answer.
 
 import (
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 )
 
-func init() { register(26, 0, 4, handleEndTxn) }
+func init() { register(26, 0, 5, handleEndTxn) }
 
 func handleEndTxn(c *conn, kreq kmsg.Request) reply {
 	req := kreq.(*kmsg.EndTxnRequest)

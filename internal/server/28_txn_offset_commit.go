@@ -1,6 +1,6 @@
 package server
 
-// TxnOffsetCommit (key 28), versions 0-3.
+// TxnOffsetCommit (key 28), versions 0-5.
 //
 // Behaviour:
 //   - Writes the offsets into the group's __consumer_offsets partition as
@@ -16,8 +16,9 @@ package server
 //     member id skips the check, as clients that do not know their group
 //     (sarama) send it.
 //
-// Not done: v4 (TRANSACTION_ABORTABLE) and v5 (transaction protocol v2,
-// implicit add) are not advertised yet.
+// Version notes: v4 answers TRANSACTION_ABORTABLE for an offsets partition
+// not in the transaction; v5 (transaction protocol v2) adds it itself, so
+// clients skip AddOffsetsToTxn.
 
 import (
 	"github.com/oncelog/oncelog/internal/group"
@@ -26,7 +27,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 )
 
-func init() { register(28, 0, 3, handleTxnOffsetCommit) }
+func init() { register(28, 0, 5, handleTxnOffsetCommit) }
 
 func handleTxnOffsetCommit(c *conn, kreq kmsg.Request) reply {
 	req := kreq.(*kmsg.TxnOffsetCommitRequest)

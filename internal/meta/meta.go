@@ -200,12 +200,22 @@ func replay(f vfs.File) (*State, int, int64, error) {
 	}
 }
 
-// tailOrCorrupt decides whether a bad frame is a torn tail (nothing but the
-// rest of it follows) or corruption with data after it.
+// tailOrCorrupt decides whether a bad frame is a torn tail or corruption.
+// Every append is fsynced before the next starts, so only the last frame
+// can be torn: if any valid frame follows the bad one, the bad one is
+// corruption of acknowledged metadata, and truncating would lose the valid
+// records after it.
 func tailOrCorrupt(r *bufio.Reader, pos int64, why string) error {
-	rest, _ := io.ReadAll(io.LimitReader(r, maxRecordBytes*2))
-	if len(rest) > maxRecordBytes+frameHeader {
-		return fmt.Errorf("corrupt frame at position %d (%s) followed by more data; refusing to start", pos, why)
+	rest, _ := io.ReadAll(r)
+	for i := 0; i+frameHeader <= len(rest); i++ {
+		size := int(binary.BigEndian.Uint32(rest[i:]))
+		if size > maxRecordBytes || i+frameHeader+size > len(rest) {
+			continue
+		}
+		body := rest[i+frameHeader : i+frameHeader+size]
+		if crc32.Checksum(body, crcTable) == binary.BigEndian.Uint32(rest[i+4:]) && json.Valid(body) {
+			return fmt.Errorf("corrupt frame at position %d (%s) followed by valid records; refusing to start", pos, why)
+		}
 	}
 	return nil
 }

@@ -53,8 +53,8 @@ func (c *Check) add(format string, args ...any) {
 
 // Result is every check's outcome over one history or copy run.
 type Result struct {
-	Checks []Check         `json:"checks"`
-	Stats  map[string]int  `json:"stats"`
+	Checks []Check        `json:"checks"`
+	Stats  map[string]int `json:"stats"`
 	byName map[string]int // index into Checks, as built by newResult
 }
 

@@ -141,7 +141,7 @@ func (b *Broker) loadClusterID() (string, error) {
 	var raw [16]byte
 	rand.Read(raw[:])
 	id := hex.EncodeToString(raw[:])
-	if err := partition.WriteFileAtomic(b.fs, name, []byte(id+"\n")); err != nil {
+	if err := vfs.WriteFileAtomic(b.fs, name, []byte(id+"\n")); err != nil {
 		return "", fmt.Errorf("writing %s: %w", name, err)
 	}
 	return id, nil

@@ -157,32 +157,9 @@ func (c *Coordinator) Tick(now time.Time) {
 	c.tickConsumersLocked(now)
 }
 
-// javaHashCode is Java's String.hashCode over the UTF-16 code units, which
-// Kafka uses to place a group on an offsets partition.
-func javaHashCode(s string) int32 {
-	var h int32
-	for _, r := range s {
-		if r >= 0x10000 {
-			r -= 0x10000
-			h = 31*h + int32(0xD800+(r>>10))
-			h = 31*h + int32(0xDC00+(r&0x3FF))
-			continue
-		}
-		h = 31*h + int32(r)
-	}
-	return h
-}
-
 // PartitionFor is the offsets partition of a group.
 func (c *Coordinator) PartitionFor(groupID string) int32 {
-	h := javaHashCode(groupID)
-	if h == -1<<31 {
-		h = 0
-	}
-	if h < 0 {
-		h = -h
-	}
-	return h % c.partitions
+	return partition.CoordinatorPartition(groupID, c.partitions)
 }
 
 // EnsureTopic creates __consumer_offsets on first use.
@@ -289,41 +266,26 @@ func (c *Coordinator) groupLocked(id string, create bool) *Group {
 func (c *Coordinator) load(t *broker.Topic) error {
 	now := c.clk.Now()
 	for _, p := range t.Partitions {
-		off := p.Offsets().LogStartOffset
-		for {
-			res := p.Fetch(off, 8<<20, false)
-			if res.Err != nil {
-				return fmt.Errorf("loading %s-%d at offset %d: %v", OffsetsTopic, p.Index, off, res.Err)
-			}
-			if len(res.Records) == 0 {
-				break
-			}
-			err := recordbatch.Split(res.Records, func(b []byte) error {
-				h, err := recordbatch.ParseHeader(b)
+		err := p.Replay(func(b []byte, h recordbatch.Header) error {
+			if h.IsControl() {
+				commit, _, err := recordbatch.ParseControl(b)
 				if err != nil {
 					return err
 				}
-				off = h.LastOffset() + 1
-				if h.IsControl() {
-					commit, _, err := recordbatch.ParseControl(b)
-					if err != nil {
-						return err
-					}
-					c.completeLocked(p.Index, h.ProducerID, commit, h.BaseOffset)
+				c.completeLocked(p.Index, h.ProducerID, commit, h.BaseOffset)
+				return nil
+			}
+			return recordbatch.Records(b, func(r recordbatch.Record) error {
+				if h.IsTransactional() {
+					c.stagePending(h.ProducerID, r.Key, r.Value, r.Offset)
 					return nil
 				}
-				return recordbatch.Records(b, func(r recordbatch.Record) error {
-					if h.IsTransactional() {
-						c.stagePending(h.ProducerID, r.Key, r.Value, r.Offset)
-						return nil
-					}
-					c.applyRecord(r.Key, r.Value, r.Offset, now)
-					return nil
-				})
+				c.applyRecord(r.Key, r.Value, r.Offset, now)
+				return nil
 			})
-			if err != nil {
-				return fmt.Errorf("loading %s-%d: %w", OffsetsTopic, p.Index, err)
-			}
+		})
+		if err != nil {
+			return fmt.Errorf("loading groups: %w", err)
 		}
 	}
 	c.lg.Info("loaded consumer groups", "groups", len(c.mu.groups))
@@ -495,37 +457,13 @@ func (c *Coordinator) Commit(req *kmsg.OffsetCommitRequest) (*kerr.Error, func()
 		return cerr, nil
 	}
 
-	result := CommitResult{}
-	for tp, err := range rejected {
-		result[tp] = err
-	}
-	var kvs [][2][]byte
-	var tps []TopicPartition
-	var vals []Offset
+	var commits []commitEntry
 	for _, t := range req.Topics {
 		for _, p := range t.Partitions {
-			tp := TopicPartition{t.Topic, p.Partition}
-			if rejected[tp] != nil {
-				continue
-			}
-			if c.b.Partition(t.Topic, p.Partition) == nil {
-				result[tp] = kerr.UnknownTopicOrPartition
-				continue
-			}
-			md := ""
-			if p.Metadata != nil {
-				md = *p.Metadata
-			}
-			if len(md) > c.settings.MaxMetadataBytes {
-				result[tp] = kerr.OffsetMetadataTooLarge
-				continue
-			}
-			o := Offset{Offset: p.Offset, LeaderEpoch: p.LeaderEpoch, Metadata: md, CommitTime: now.UnixMilli()}
-			kvs = append(kvs, [2][]byte{mustJSON(recordKey{Type: "o", Group: req.Group, Topic: t.Topic, Partition: p.Partition}), mustJSON(o)})
-			tps = append(tps, tp)
-			vals = append(vals, o)
+			commits = append(commits, commitEntry{TopicPartition{t.Topic, p.Partition}, p.Offset, p.LeaderEpoch, p.Metadata})
 		}
 	}
+	result, kvs, tps, vals := c.offsetRecords(req.Group, commits, rejected, now)
 	if len(kvs) == 0 {
 		return nil, func() CommitResult { return result }
 	}
@@ -565,6 +503,45 @@ func (c *Coordinator) validateClassicCommitLocked(req *kmsg.OffsetCommitRequest,
 		g = c.groupLocked(req.Group, true)
 	}
 	return g.ValidateCommit(req.MemberID, req.InstanceID, req.Generation, now)
+}
+
+// commitEntry is one partition's offset in an OffsetCommit or
+// TxnOffsetCommit request.
+type commitEntry struct {
+	tp          TopicPartition
+	offset      int64
+	leaderEpoch int32
+	metadata    *string
+}
+
+// offsetRecords validates the offsets of a commit and encodes the records
+// to write: result holds the partitions refused (rejected ones included),
+// and kvs, tps and vals the accepted ones, in order.
+func (c *Coordinator) offsetRecords(group string, commits []commitEntry, rejected map[TopicPartition]*kerr.Error, now time.Time) (result CommitResult, kvs [][2][]byte, tps []TopicPartition, vals []Offset) {
+	result = CommitResult{}
+	for _, e := range commits {
+		if err := rejected[e.tp]; err != nil {
+			result[e.tp] = err
+			continue
+		}
+		if c.b.Partition(e.tp.Topic, e.tp.Partition) == nil {
+			result[e.tp] = kerr.UnknownTopicOrPartition
+			continue
+		}
+		md := ""
+		if e.metadata != nil {
+			md = *e.metadata
+		}
+		if len(md) > c.settings.MaxMetadataBytes {
+			result[e.tp] = kerr.OffsetMetadataTooLarge
+			continue
+		}
+		o := Offset{Offset: e.offset, LeaderEpoch: e.leaderEpoch, Metadata: md, CommitTime: now.UnixMilli()}
+		kvs = append(kvs, [2][]byte{mustJSON(recordKey{Type: "o", Group: group, Topic: e.tp.Topic, Partition: e.tp.Partition}), mustJSON(o)})
+		tps = append(tps, e.tp)
+		vals = append(vals, o)
+	}
+	return result, kvs, tps, vals
 }
 
 // FetchOffsets returns the committed offsets of a group; nil tps means

@@ -180,35 +180,13 @@ func (c *Coordinator) TxnCommit(req *kmsg.TxnOffsetCommitRequest, verify Verifie
 	}
 	c.mu.Unlock()
 
-	result := CommitResult{}
-	var kvs [][2][]byte
-	var tps []TopicPartition
-	var vals []Offset
+	var commits []commitEntry
 	for _, t := range req.Topics {
 		for _, p := range t.Partitions {
-			tp := TopicPartition{t.Topic, p.Partition}
-			if err := rejected[tp]; err != nil {
-				result[tp] = err
-				continue
-			}
-			if c.b.Partition(t.Topic, p.Partition) == nil {
-				result[tp] = kerr.UnknownTopicOrPartition
-				continue
-			}
-			md := ""
-			if p.Metadata != nil {
-				md = *p.Metadata
-			}
-			if len(md) > c.settings.MaxMetadataBytes {
-				result[tp] = kerr.OffsetMetadataTooLarge
-				continue
-			}
-			o := Offset{Offset: p.Offset, LeaderEpoch: p.LeaderEpoch, Metadata: md, CommitTime: now.UnixMilli()}
-			kvs = append(kvs, [2][]byte{mustJSON(recordKey{Type: "o", Group: req.Group, Topic: t.Topic, Partition: p.Partition}), mustJSON(o)})
-			tps = append(tps, tp)
-			vals = append(vals, o)
+			commits = append(commits, commitEntry{TopicPartition{t.Topic, p.Partition}, p.Offset, p.LeaderEpoch, p.Metadata})
 		}
 	}
+	result, kvs, tps, vals := c.offsetRecords(req.Group, commits, rejected, now)
 	if len(kvs) == 0 {
 		return nil, func() CommitResult { return result }
 	}

@@ -311,24 +311,7 @@ func (l *Log) compactLocked() error {
 		buf = append(buf, b...)
 	}
 	name := path.Join(l.dir, fileName)
-	tmp := name + ".tmp"
-	f, err := l.fs.OpenFile(tmp, os.O_RDWR|os.O_CREATE|os.O_TRUNC, 0o644)
-	if err != nil {
-		return err
-	}
-	if _, err := f.Write(buf); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return err
-	}
-	f.Close()
-	if err := l.fs.Rename(tmp, name); err != nil {
-		return err
-	}
-	if err := l.fs.SyncDir(l.dir); err != nil {
+	if err := vfs.WriteFileAtomic(l.fs, name, buf); err != nil {
 		return err
 	}
 	nf, err := l.fs.OpenFile(name, os.O_RDWR|os.O_APPEND, 0o644)

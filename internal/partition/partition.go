@@ -598,6 +598,57 @@ func (p *Partition) abortedIn(from, to int64) []AbortedTxn {
 	return out
 }
 
+// Replay calls fn for every batch from the log start offset to the high
+// watermark, in offset order: how coordinators rebuild their state from
+// their partitions. The batch is only valid during the call.
+func (p *Partition) Replay(fn func(batch []byte, h recordbatch.Header) error) error {
+	off := p.Offsets().LogStartOffset
+	for {
+		res := p.Fetch(off, 8<<20, false)
+		if res.Err != nil {
+			return fmt.Errorf("%s-%d at offset %d: %v", p.Topic, p.Index, off, res.Err)
+		}
+		if len(res.Records) == 0 {
+			return nil
+		}
+		err := recordbatch.Split(res.Records, func(b []byte) error {
+			h, err := recordbatch.ParseHeader(b)
+			if err != nil {
+				return err
+			}
+			off = h.LastOffset() + 1
+			return fn(b, h)
+		})
+		if err != nil {
+			return fmt.Errorf("%s-%d: %w", p.Topic, p.Index, err)
+		}
+	}
+}
+
+// CoordinatorPartition places a coordinator key (a group id or a
+// transactional id) on one of n partitions as Kafka does: the absolute
+// value of Java's String.hashCode (over UTF-16 code units) modulo n, so
+// tools that compute it find the same partition.
+func CoordinatorPartition(key string, n int32) int32 {
+	var h int32
+	for _, r := range key {
+		if r >= 0x10000 {
+			r -= 0x10000
+			h = 31*h + int32(0xD800+(r>>10))
+			h = 31*h + int32(0xDC00+(r&0x3FF))
+			continue
+		}
+		h = 31*h + int32(r)
+	}
+	if h == -1<<31 {
+		h = 0
+	}
+	if h < 0 {
+		h = -h
+	}
+	return h % n
+}
+
 // Config returns the topic config in force.
 func (p *Partition) Config() config.Topic {
 	p.mu.Lock()

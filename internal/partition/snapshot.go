@@ -69,32 +69,7 @@ func writeSnapshotFile(fs vfs.FS, dir string, body *snapshotBody) error {
 	binary.BigEndian.PutUint32(buf[6:], crc32.Checksum(js, crcTable))
 	binary.BigEndian.PutUint32(buf[10:], uint32(len(js)))
 	buf = append(buf, js...)
-	return WriteFileAtomic(fs, path.Join(dir, snapshotName), buf)
-}
-
-// WriteFileAtomic replaces name with data durably: temp file, fsync,
-// rename, fsync of the directory.
-func WriteFileAtomic(fs vfs.FS, name string, data []byte) error {
-	tmp := name + ".tmp"
-	f, err := fs.OpenFile(tmp, os.O_RDWR|os.O_CREATE|os.O_TRUNC, 0o644)
-	if err != nil {
-		return err
-	}
-	if _, err := f.Write(data); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Close(); err != nil {
-		return err
-	}
-	if err := fs.Rename(tmp, name); err != nil {
-		return err
-	}
-	return fs.SyncDir(path.Dir(name))
+	return vfs.WriteFileAtomic(fs, path.Join(dir, snapshotName), buf)
 }
 
 // readSnapshot returns nil, nil when there is no snapshot, and an error when

@@ -81,27 +81,8 @@ func readCheckpoint(fsys vfs.FS, dir string) (off int64, ok bool, err error) {
 	return off, true, nil
 }
 
-// writeCheckpoint durably replaces the checkpoint with off.
+// writeCheckpoint durably replaces the checkpoint with off (through
+// checkpointTmpName, which Open removes if a crash left it).
 func writeCheckpoint(fsys vfs.FS, dir string, off int64) error {
-	tmp := path.Join(dir, checkpointTmpName)
-	f, err := fsys.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o644)
-	if err != nil {
-		return err
-	}
-	_, err = f.Write(encodeCheckpoint(off))
-	if err == nil {
-		// Sync before rename: otherwise a crash could leave the new name
-		// pointing at an empty file.
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil {
-		return err
-	}
-	if err := fsys.Rename(tmp, path.Join(dir, checkpointName)); err != nil {
-		return err
-	}
-	return fsys.SyncDir(dir)
+	return vfs.WriteFileAtomic(fsys, path.Join(dir, checkpointName), encodeCheckpoint(off))
 }

@@ -493,17 +493,7 @@ func fileEquals(fsys vfs.FS, p string, want []byte) (bool, error) {
 }
 
 func writeFile(fsys vfs.FS, p string, b []byte) error {
-	f, err := fsys.OpenFile(p, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o644)
-	if err != nil {
-		return fmt.Errorf("partlog: create %s: %w", p, err)
-	}
-	if _, err = f.Write(b); err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil {
+	if err := vfs.WriteFile(fsys, p, b); err != nil {
 		return fmt.Errorf("partlog: write %s: %w", p, err)
 	}
 	return nil

@@ -169,41 +169,26 @@ func (c *Coordinator) Close() {
 
 func (c *Coordinator) load(t *broker.Topic) error {
 	for _, p := range t.Partitions {
-		off := p.Offsets().LogStartOffset
-		for {
-			res := p.Fetch(off, 8<<20, false)
-			if res.Err != nil {
-				return fmt.Errorf("loading %s-%d at offset %d: %v", StateTopic, p.Index, off, res.Err)
+		err := p.Replay(func(b []byte, h recordbatch.Header) error {
+			if h.IsControl() {
+				return nil
 			}
-			if len(res.Records) == 0 {
-				break
-			}
-			err := recordbatch.Split(res.Records, func(b []byte) error {
-				h, err := recordbatch.ParseHeader(b)
-				if err != nil {
-					return err
-				}
-				off = h.LastOffset() + 1
-				if h.IsControl() {
+			return recordbatch.Records(b, func(r recordbatch.Record) error {
+				id := string(r.Key)
+				if r.Value == nil {
+					delete(c.mu.txns, id)
 					return nil
 				}
-				return recordbatch.Records(b, func(r recordbatch.Record) error {
-					id := string(r.Key)
-					if r.Value == nil {
-						delete(c.mu.txns, id)
-						return nil
-					}
-					var m Metadata
-					if err := json.Unmarshal(r.Value, &m); err != nil {
-						return fmt.Errorf("record at offset %d: %w", r.Offset, err)
-					}
-					c.mu.txns[id] = &entry{meta: m}
-					return nil
-				})
+				var m Metadata
+				if err := json.Unmarshal(r.Value, &m); err != nil {
+					return fmt.Errorf("record at offset %d: %w", r.Offset, err)
+				}
+				c.mu.txns[id] = &entry{meta: m}
+				return nil
 			})
-			if err != nil {
-				return fmt.Errorf("loading %s-%d: %w", StateTopic, p.Index, err)
-			}
+		})
+		if err != nil {
+			return fmt.Errorf("loading transactions: %w", err)
 		}
 	}
 	c.lg.Info("loaded transactional ids", "count", len(c.mu.txns))
@@ -232,29 +217,8 @@ func (c *Coordinator) ensureTopic() *kerr.Error {
 // EnsureTopic creates __transaction_state on first use (FindCoordinator).
 func (c *Coordinator) EnsureTopic() *kerr.Error { return c.ensureTopic() }
 
-func javaHashCode(s string) int32 {
-	var h int32
-	for _, r := range s {
-		if r >= 0x10000 {
-			r -= 0x10000
-			h = 31*h + int32(0xD800+(r>>10))
-			h = 31*h + int32(0xDC00+(r&0x3FF))
-			continue
-		}
-		h = 31*h + int32(r)
-	}
-	return h
-}
-
 func (c *Coordinator) partitionFor(id string) int32 {
-	h := javaHashCode(id)
-	if h == -1<<31 {
-		h = 0
-	}
-	if h < 0 {
-		h = -h
-	}
-	return h % c.settings.Partitions
+	return partition.CoordinatorPartition(id, c.settings.Partitions)
 }
 
 // write persists m durably (or a tombstone when m is nil).

@@ -98,6 +98,45 @@ func offsetsFor(c *conn, groupID string, topics map[string][]int32, order []stri
 	return out
 }
 
+// groupOffsets answers one group of an OffsetFetch; topics nil means every
+// committed offset of the group.
+func groupOffsets(c *conn, groupID string, reqTopics []kmsg.OffsetFetchRequestGroupTopic, requireStable bool) kmsg.OffsetFetchResponseGroup {
+	rg := kmsg.NewOffsetFetchResponseGroup()
+	rg.Group = groupID
+	var topics map[string][]int32
+	var order []string
+	if reqTopics != nil {
+		topics = map[string][]int32{}
+		for _, t := range reqTopics {
+			if _, dup := topics[t.Topic]; !dup {
+				order = append(order, t.Topic)
+			}
+			topics[t.Topic] = append(topics[t.Topic], t.Partitions...)
+		}
+	}
+	for _, ft := range offsetsFor(c, groupID, topics, order, requireStable) {
+		rt := kmsg.NewOffsetFetchResponseGroupTopic()
+		rt.Topic = ft.topic
+		for _, fp := range ft.parts {
+			rp := kmsg.NewOffsetFetchResponseGroupTopicPartition()
+			rp.Partition = fp.partition
+			rp.Offset, rp.LeaderEpoch = -1, -1
+			md := ""
+			switch {
+			case fp.unstable:
+				rp.ErrorCode = kerr.UnstableOffsetCommit.Code
+			case fp.found:
+				rp.Offset, rp.LeaderEpoch = fp.off.Offset, fp.off.LeaderEpoch
+				md = fp.off.Metadata
+			}
+			rp.Metadata = &md
+			rt.Partitions = append(rt.Partitions, rp)
+		}
+		rg.Topics = append(rg.Topics, rt)
+	}
+	return rg
+}
+
 func handleOffsetFetch(c *conn, kreq kmsg.Request) reply {
 	req := kreq.(*kmsg.OffsetFetchRequest)
 	resp := req.ResponseKind().(*kmsg.OffsetFetchResponse)
@@ -106,83 +145,41 @@ func handleOffsetFetch(c *conn, kreq kmsg.Request) reply {
 		return now(resp)
 	}
 	if req.Version < 8 {
-		var topics map[string][]int32
-		var order []string
-		if req.Topics != nil || req.Version < 2 {
-			topics = map[string][]int32{}
-			for _, t := range req.Topics {
-				if _, dup := topics[t.Topic]; !dup {
-					order = append(order, t.Topic)
-				}
-				topics[t.Topic] = append(topics[t.Topic], t.Partitions...)
-			}
+		// One group: answered as the batched form, then moved into the
+		// old fields.
+		rt := make([]kmsg.OffsetFetchRequestGroupTopic, len(req.Topics))
+		for i, t := range req.Topics {
+			rt[i] = kmsg.OffsetFetchRequestGroupTopic{Topic: t.Topic, Partitions: t.Partitions}
 		}
-		for _, ft := range offsetsFor(c, req.Group, topics, order, req.RequireStable) {
-			rt := kmsg.NewOffsetFetchResponseTopic()
-			rt.Topic = ft.topic
-			for _, fp := range ft.parts {
-				rp := kmsg.NewOffsetFetchResponseTopicPartition()
-				rp.Partition = fp.partition
-				rp.Offset, rp.LeaderEpoch = -1, -1
-				if fp.unstable {
-					rp.ErrorCode = kerr.UnstableOffsetCommit.Code
-				} else if fp.found {
-					rp.Offset, rp.LeaderEpoch = fp.off.Offset, fp.off.LeaderEpoch
-					md := fp.off.Metadata
-					rp.Metadata = &md
-				} else {
-					empty := ""
-					rp.Metadata = &empty
-				}
-				rt.Partitions = append(rt.Partitions, rp)
+		if req.Topics == nil && req.Version < 2 {
+			rt = []kmsg.OffsetFetchRequestGroupTopic{}
+		} else if req.Topics == nil {
+			rt = nil
+		}
+		rg := groupOffsets(c, req.Group, rt, req.RequireStable)
+		for _, gt := range rg.Topics {
+			t := kmsg.NewOffsetFetchResponseTopic()
+			t.Topic = gt.Topic
+			for _, gp := range gt.Partitions {
+				t.Partitions = append(t.Partitions, kmsg.OffsetFetchResponseTopicPartition{
+					Partition: gp.Partition, Offset: gp.Offset, LeaderEpoch: gp.LeaderEpoch,
+					Metadata: gp.Metadata, ErrorCode: gp.ErrorCode,
+				})
 			}
-			resp.Topics = append(resp.Topics, rt)
+			resp.Topics = append(resp.Topics, t)
 		}
 		return now(resp)
 	}
 	for _, g := range req.Groups {
-		rg := kmsg.NewOffsetFetchResponseGroup()
-		rg.Group = g.Group
 		if req.Version >= 9 {
 			if err := c.s.Groups.ValidateOffsetFetch(g.Group, g.MemberID, g.MemberEpoch); err != nil {
-				rg.ErrorCode = err.Code
+				rg := kmsg.NewOffsetFetchResponseGroup()
+				rg.Group, rg.ErrorCode = g.Group, err.Code
 				resp.Groups = append(resp.Groups, rg)
 				continue
 			}
 		}
-		var topics map[string][]int32
-		var order []string
-		if g.Topics != nil {
-			topics = map[string][]int32{}
-			for _, t := range g.Topics {
-				if _, dup := topics[t.Topic]; !dup {
-					order = append(order, t.Topic)
-				}
-				topics[t.Topic] = append(topics[t.Topic], t.Partitions...)
-			}
-		}
-		for _, ft := range offsetsFor(c, g.Group, topics, order, req.RequireStable) {
-			rt := kmsg.NewOffsetFetchResponseGroupTopic()
-			rt.Topic = ft.topic
-			for _, fp := range ft.parts {
-				rp := kmsg.NewOffsetFetchResponseGroupTopicPartition()
-				rp.Partition = fp.partition
-				rp.Offset, rp.LeaderEpoch = -1, -1
-				if fp.unstable {
-					rp.ErrorCode = kerr.UnstableOffsetCommit.Code
-				} else if fp.found {
-					rp.Offset, rp.LeaderEpoch = fp.off.Offset, fp.off.LeaderEpoch
-					md := fp.off.Metadata
-					rp.Metadata = &md
-				} else {
-					empty := ""
-					rp.Metadata = &empty
-				}
-				rt.Partitions = append(rt.Partitions, rp)
-			}
-			rg.Topics = append(rg.Topics, rt)
-		}
-		resp.Groups = append(resp.Groups, rg)
+		resp.Groups = append(resp.Groups, groupOffsets(c, g.Group, g.Topics, req.RequireStable))
 	}
 	return now(resp)
 }

@@ -61,6 +61,7 @@ type command struct {
 var commands = []command{
 	topicCreateCmd, topicListCmd, topicDescribeCmd, topicDeleteCmd, topicAlterConfigCmd,
 	produceCmd, consumeCmd,
+	txnListCmd, txnDescribeCmd, txnProducersCmd, txnAbortCmd,
 }
 
 // Run executes one command line, args without the binary's name, and
@@ -85,6 +86,9 @@ func Run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		}
 	}
 	if cmd == nil {
+		if args[0] == "txn" {
+			return txnGroup(e, args)
+		}
 		if args[0] == "topic" {
 			if len(args) == 1 || isHelp(args[1]) {
 				w, code := stderr, ExitUsage

@@ -63,13 +63,32 @@ type AppendResult struct {
 	ErrMessage     string
 }
 
+// Ack says when an append is answered.
+type Ack int8
+
+const (
+	// AckDurable answers once the batch is durable under the topic's flush
+	// policy: by default after the fsync that covers it (acks=all, and the
+	// internal partitions).
+	AckDurable Ack = iota
+	// AckWritten answers once the batch is written to the OS, before the
+	// fsync of its round (acks=1, as DESIGN.md allows). NB: the high
+	// watermark still moves only after the fsync, so no consumer sees the
+	// batch before it is durable; what acks=1 gives up is that a machine
+	// crash (or a failing fsync) may lose a batch already answered.
+	AckWritten
+)
+
 type appendOp struct {
 	batch []byte
 	h     recordbatch.Header
+	ack   Ack
 	done  chan AppendResult
 	res   AppendResult
 	// written is set once the batch is in the log and waits for the sync.
 	written bool
+	// answered is set when an AckWritten op was answered before the sync.
+	answered bool
 }
 
 // Partition is one topic partition. All methods are safe for concurrent use.
@@ -243,7 +262,16 @@ func (p *Partition) lsoLocked() int64 {
 // returns a channel that receives the result once the batch is durable
 // according to the topic's flush policy, or rejected.
 func (p *Partition) Append(batch []byte, h recordbatch.Header) <-chan AppendResult {
-	op := &appendOp{batch: batch, h: h, done: make(chan AppendResult, 1)}
+	return p.AppendAck(batch, h, AckDurable)
+}
+
+// AppendAck is Append with the moment of the answer chosen by ack: with
+// AckWritten the result comes once the batch is written to the OS (acks=1),
+// before the fsync. Either way the batch becomes visible to fetches (the
+// high watermark) only once it is durable. The caller must not touch batch
+// until the result arrives.
+func (p *Partition) AppendAck(batch []byte, h recordbatch.Header, ack Ack) <-chan AppendResult {
+	op := &appendOp{batch: batch, h: h, ack: ack, done: make(chan AppendResult, 1)}
 	select {
 	case p.appends <- op:
 	case <-p.closing:
@@ -347,7 +375,26 @@ func (p *Partition) appendRound(round []*appendOp) {
 		wroteAny = true
 		p.unflushedBatches++
 	}
-	if wroteAny && storageErr == nil && p.flushDue(cfg, now) {
+	syncing := wroteAny && storageErr == nil && p.flushDue(cfg, now)
+	if syncing {
+		// acks=1: answer what is written before waiting for the disk.
+		// Nothing the sync decides can change these answers except its
+		// failure, which acks=1 accepts (see AckWritten).
+		var logStart int64
+		early := false
+		for _, op := range round {
+			if op.ack == AckWritten && op.written {
+				if !early {
+					p.mu.Lock()
+					logStart = p.mu.logStart
+					p.mu.Unlock()
+					early = true
+				}
+				op.res.LogStartOffset = logStart
+				op.answered = true
+				op.done <- op.res
+			}
+		}
 		if err := p.log.Sync(); err != nil {
 			storageErr = p.failLocked(fmt.Errorf("fsync: %w", err))
 		} else {
@@ -363,6 +410,9 @@ func (p *Partition) appendRound(round []*appendOp) {
 	}
 	p.mu.Unlock()
 	for _, op := range round {
+		if op.answered {
+			continue
+		}
 		if op.written && storageErr != nil {
 			// NB: the batch may be in the page cache but its fsync
 			// failed: its fate is unknown, so it must not be acked.
@@ -447,7 +497,7 @@ func (p *Partition) maintain() {
 		p.producers.expire(now.Add(-exp).UnixMilli(), p.opts.MaxProducers)
 	}
 	before := p.log.StartOffset()
-	if p.wouldRetain(now, limit) {
+	if p.log.RetentionDue(now, limit) {
 		// Producer state must outlive the data it describes: snapshot
 		// before segments go.
 		if err := p.writeSnapshot(); err != nil {
@@ -463,14 +513,6 @@ func (p *Partition) maintain() {
 			p.setLogStart(start)
 		}
 	}
-}
-
-// wouldRetain is a cheap guess whether retention may delete something.
-func (p *Partition) wouldRetain(now time.Time, limit int64) bool {
-	p.mu.Lock()
-	cfg := p.mu.cfg
-	p.mu.Unlock()
-	return cfg.RetentionMs >= 0 || cfg.RetentionBytes >= 0
 }
 
 func (p *Partition) setLogStart(start int64) {

@@ -258,3 +258,44 @@ func TestFetchBounds(t *testing.T) {
 		t.Fatalf("at the end: %+v", r)
 	}
 }
+
+// TestRetentionKeepsProducerState: segments past retention.ms go, the
+// log start moves, and producer state of the deleted data still detects a
+// retried duplicate after a restart (the snapshot taken before deletion).
+func TestRetentionKeepsProducerState(t *testing.T) {
+	dir := t.TempDir()
+	clk := clock.NewManual(t0)
+	cfg := config.Default().TopicDefaults
+	cfg.SegmentBytes = 200
+	cfg.RetentionMs = time.Hour
+	open := func() *Partition {
+		p, err := Open(Options{FS: vfs.OS, Dir: dir, Topic: "t", Config: cfg, Clock: clk, ProducerIDExpiration: 48 * time.Hour})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	p := open()
+	for s := int32(0); s < 10; s++ {
+		if r := appendWait(p, 4, 0, s*3, 3); r.Err != nil {
+			t.Fatal(r.Err)
+		}
+	}
+	clk.Advance(2 * time.Hour) // the batches' timestamps (t0) are now past retention
+	for i := 0; i < 200 && p.Offsets().LogStartOffset == 0; i++ {
+		time.Sleep(5 * time.Millisecond)
+	}
+	start := p.Offsets().LogStartOffset
+	if start == 0 {
+		t.Fatal("retention deleted nothing")
+	}
+	p.Close()
+	p = open()
+	defer p.Close()
+	if got := p.Offsets().LogStartOffset; got != start {
+		t.Fatalf("log start %d after restart, want %d", got, start)
+	}
+	if r := appendWait(p, 4, 0, 27, 3); r.Err != nil || r.BaseOffset != 27 {
+		t.Fatalf("retry of the last batch after retention: %+v", r)
+	}
+}

@@ -1153,6 +1153,28 @@ func (l *Log) EnforceRetention(now time.Time, limit int64) (int64, error) {
 	if err := l.checkWritable(); err != nil {
 		return 0, err
 	}
+	k := l.expiredSegmentsLocked(now, limit)
+	if k == 0 {
+		return l.mu.start, nil
+	}
+	if err := l.raiseStartLocked(max(l.mu.segs[k].base, l.mu.start)); err != nil {
+		return 0, err
+	}
+	return l.mu.start, nil
+}
+
+// RetentionDue reports whether EnforceRetention(now, limit) would delete a
+// segment, without deleting it (the partition snapshots its producer state
+// first, and only then).
+func (l *Log) RetentionDue(now time.Time, limit int64) bool {
+	l.wmu.Lock()
+	defer l.wmu.Unlock()
+	return l.expiredSegmentsLocked(now, limit) > 0
+}
+
+// expiredSegmentsLocked counts the oldest segments retention removes.
+// Caller holds wmu.
+func (l *Log) expiredSegmentsLocked(now time.Time, limit int64) int {
 	cfg := l.mu.cfg
 	segs := l.mu.segs
 	var total int64
@@ -1172,13 +1194,7 @@ func (l *Log) EnforceRetention(now time.Time, limit int64) (int64, error) {
 		}
 		total -= s.size
 	}
-	if k == 0 {
-		return l.mu.start, nil
-	}
-	if err := l.raiseStartLocked(max(segs[k].base, l.mu.start)); err != nil {
-		return 0, err
-	}
-	return l.mu.start, nil
+	return k
 }
 
 // Truncate removes every batch holding an offset >= offset; a batch holding

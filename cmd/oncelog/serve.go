@@ -58,6 +58,7 @@ func serve(ctx context.Context, args []string, stderr io.Writer) int {
 		return 2
 	}
 	lg := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
+	startDebug(lg)
 	started := time.Now()
 	b, err := embed.StartConfig(cfg, lg)
 	if err != nil {

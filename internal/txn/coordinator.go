@@ -28,6 +28,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"log/slog"
+	"math"
 	"regexp"
 	"sort"
 	"sync"
@@ -340,6 +341,11 @@ func (c *Coordinator) InitProducerID(id string, timeoutMs int32, producerID int6
 	c.mu.Unlock()
 	defer func() {
 		c.mu.Lock()
+		if e.meta.ProducerEpoch < 0 {
+			// Created above and never made durable (the request
+			// failed): forget it, so memory says what a restart loads.
+			delete(c.mu.txns, id)
+		}
 		e.clearBusy()
 		c.mu.Unlock()
 	}()
@@ -347,11 +353,21 @@ func (c *Coordinator) InitProducerID(id string, timeoutMs int32, producerID int6
 	if producerID >= 0 {
 		// KIP-360: the client names the producer id and epoch it has.
 		switch {
+		case cur.ProducerEpoch < 0:
+			// The id was unknown (never seen, or expired): "if no
+			// mapping exists, the coordinator can generate a new
+			// producerId" (KIP-360). It was allocated above.
 		case producerID == cur.ProducerID && epoch == cur.ProducerEpoch:
 			// Bump below.
 		case producerID == cur.ProducerID && epoch == cur.LastProducerEpoch && (cur.State == Empty || cur.State == CompleteAbort || cur.State == CompleteCommit):
-			// A retry of an init that already bumped.
-			return InitResult{cur.ProducerID, cur.ProducerEpoch, nil}
+			// A retry of an init that already bumped, or the producer
+			// whose transaction timed out (KIP-588): it gets the
+			// current epoch. NB: MaxInt16 is only ever reached by the
+			// timeout fence and is never handed out: the bump below
+			// gives a new producer id instead.
+			if cur.ProducerEpoch < math.MaxInt16 {
+				return InitResult{cur.ProducerID, cur.ProducerEpoch, nil}
+			}
 		default:
 			return fail(fencedError(knowsFenced))
 		}
@@ -374,6 +390,13 @@ func (c *Coordinator) InitProducerID(id string, timeoutMs int32, producerID int6
 	} else {
 		next.LastProducerEpoch = next.ProducerEpoch
 		next.ProducerEpoch++
+	}
+	if producerID < 0 {
+		// A new instance: the epoch it fenced must not be taken for a
+		// retry. Otherwise the fenced instance, resuming with KIP-360
+		// and its old epoch, would be handed this instance's epoch, and
+		// two producers would share one (Kafka clears it too).
+		next.LastProducerEpoch = -1
 	}
 	next.TimeoutMs = timeoutMs
 	next.State = Empty
@@ -597,7 +620,8 @@ func (c *Coordinator) EndTxn(id string, producerID int64, epoch int16, commit, t
 	retry := producerID == m.ProducerID && epoch == m.ProducerEpoch
 	if m.TV2 {
 		retry = (producerID == m.ProducerID && epoch == m.LastProducerEpoch) ||
-			(producerID == m.MarkerProducerID && epoch == m.MarkerEpoch-1 && m.MarkerProducerID != m.ProducerID)
+			(producerID == m.MarkerProducerID && m.MarkerProducerID != m.ProducerID &&
+				(epoch == m.MarkerEpoch-1 || epoch == math.MaxInt16 && m.MarkerEpoch == math.MaxInt16))
 	}
 	if (m.State == CompleteCommit || m.State == CompleteAbort) && retry {
 		c.mu.Unlock()
@@ -631,6 +655,14 @@ func (c *Coordinator) EndTxn(id string, producerID int64, epoch int16, commit, t
 		// transaction uses it. At the last epoch of a producer id the
 		// next transaction gets a new id (KAFKA-5283).
 		next.MarkerEpoch = next.ProducerEpoch + 1
+		if next.ProducerEpoch == math.MaxInt16 {
+			// NB: only after a timeout fence (abortLocked). The
+			// bump would wrap to a negative epoch, which the
+			// partition takes for an old marker and skips, leaving
+			// the transaction open there. The same epoch still ends
+			// it, and the next transaction gets a new producer id.
+			next.MarkerEpoch = math.MaxInt16
+		}
 		next.LastProducerEpoch = next.ProducerEpoch
 		if epochExhausted(next.ProducerEpoch) {
 			pid, err := c.b.AllocateProducerID()
@@ -758,7 +790,13 @@ func (c *Coordinator) abortLocked(e *entry, fence bool) error {
 		return nil
 	}
 	next := cur.clone()
-	if fence && !epochExhausted(next.ProducerEpoch) {
+	// NB: the fence may take the epoch to MaxInt16 (from the exhausted
+	// MaxInt16-1). Not bumping there would leave a timed-out producer
+	// its epoch: unaware of the abort, its next AddPartitionsToTxn would
+	// open a new transaction, and what it believes is one transaction
+	// would be committed in part. The producer then needs InitProducerId,
+	// which gives it a new producer id.
+	if fence && next.ProducerEpoch < math.MaxInt16 {
 		next.LastProducerEpoch = next.ProducerEpoch
 		next.ProducerEpoch++
 	}

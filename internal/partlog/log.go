@@ -842,16 +842,32 @@ func walk(v view, pos int64, stop func(h *recordbatch.Header) bool) (at int64, h
 // the caller's. Data appended but not yet synced is returned: bounding reads
 // by the high watermark is the caller's job (maxOffset).
 func (l *Log) Read(offset int64, maxBytes int, maxOffset int64) ([]byte, error) {
+	return l.ReadAppend(nil, offset, maxBytes, maxOffset)
+}
+
+// ReadAppend is Read that appends the batches to dst, reading them from the
+// file straight into it, and returns the extended slice (on error, dst
+// unchanged); maxBytes bounds what is appended, not len(dst). A caller that
+// reuses dst across reads allocates nothing once it is large enough.
+func (l *Log) ReadAppend(dst []byte, offset int64, maxBytes int, maxOffset int64) ([]byte, error) {
+	n := len(dst)
 	for attempt := 0; ; attempt++ {
-		b, err := l.readOnce(offset, maxBytes, maxOffset)
+		b, err := l.readOnce(dst, offset, maxBytes, maxOffset)
 		if errors.Is(err, errRetry) && attempt < 10 {
+			// Keep what readOnce grew, drop what it read.
+			if cap(b) > cap(dst) {
+				dst = b[:n]
+			}
 			continue
 		}
-		return b, err
+		if err != nil {
+			return dst[:n], err
+		}
+		return b, nil
 	}
 }
 
-func (l *Log) readOnce(offset int64, maxBytes int, maxOffset int64) ([]byte, error) {
+func (l *Log) readOnce(dst []byte, offset int64, maxBytes int, maxOffset int64) ([]byte, error) {
 	l.mu.RLock()
 	if l.mu.closed {
 		l.mu.RUnlock()
@@ -864,7 +880,7 @@ func (l *Log) readOnce(offset int64, maxBytes int, maxOffset int64) ([]byte, err
 	}
 	if offset == l.mu.next || offset >= maxOffset {
 		l.mu.RUnlock()
-		return nil, nil
+		return dst, nil
 	}
 	i := l.segmentIndexLocked(offset)
 	pos := l.mu.segs[i].lookupLocked(offset)
@@ -881,12 +897,14 @@ func (l *Log) readOnce(offset int64, maxBytes int, maxOffset int64) ([]byte, err
 		// segment changed under us.
 		return nil, errRetry
 	}
-	var out []byte
-	budget := max(maxBytes, 0)
+	out := dst
+	// Budget and "first batch" are counted from len(dst): what the caller
+	// had there is not ours.
+	budget := len(dst) + max(maxBytes, 0)
 	for _, v := range vs {
-		done, err := readView(v, pos, &out, budget, maxOffset)
+		done, err := readView(v, pos, &out, len(dst), budget, maxOffset)
 		if err != nil {
-			return nil, err
+			return out, err
 		}
 		if done {
 			break
@@ -894,18 +912,18 @@ func (l *Log) readOnce(offset int64, maxBytes int, maxOffset int64) ([]byte, err
 		pos = 0
 	}
 	if !l.validViews(vs) {
-		return nil, errRetry
+		return out, errRetry
 	}
 	return out, nil
 }
 
-// readView appends to *out the whole batches of v from pos on, within
-// budget bytes in total (at least one batch when *out is empty) and with
-// base offsets below maxOffset. done is true if it stopped before the end
-// of v.
-func readView(v view, pos int64, out *[]byte, budget int, maxOffset int64) (done bool, err error) {
+// readView appends to *out the whole batches of v from pos on, until
+// len(*out) would pass budget (but at least one batch when nothing was
+// appended past base yet) and with base offsets below maxOffset. done is
+// true if it stopped before the end of v.
+func readView(v view, pos int64, out *[]byte, base, budget int, maxOffset int64) (done bool, err error) {
 	for pos < v.size {
-		first := len(*out) == 0
+		first := len(*out) == base
 		want := min(int64(budget-len(*out)), v.size-pos)
 		if first {
 			// Read at least a header, to learn the size of the batch that
@@ -942,12 +960,10 @@ func readView(v view, pos int64, out *[]byte, budget int, maxOffset int64) (done
 				if pos+int64(n) > v.size {
 					return true, errRetry
 				}
-				whole := make([]byte, n)
-				copy(whole, buf)
-				if err := readFull(v.s.f, whole[len(buf):], pos+int64(len(buf))); err != nil {
+				*out = slices.Grow(*out, n-len(buf))[:start+n]
+				if err := readFull(v.s.f, (*out)[start+len(buf):], pos+int64(len(buf))); err != nil {
 					return true, err
 				}
-				*out = whole
 				return true, nil
 			}
 			break

@@ -26,6 +26,7 @@ package txn
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"log/slog"
 	"math"
@@ -690,14 +691,15 @@ func (c *Coordinator) EndTxn(id string, producerID int64, epoch int16, commit, t
 	e.setBusy()
 	c.mu.Unlock()
 	err := c.commitTransition(e, next)
-	if err == nil {
-		c.finish(id)
-	}
+	done := err == nil && c.finish(id)
 	cur := c.snapshot(e)
 	c.mu.Lock()
 	e.clearBusy()
 	c.mu.Unlock()
-	if err != nil {
+	if !done {
+		// Not decided for the client yet (the markers are re-driven
+		// by the next start): a retriable error; the retry is then
+		// answered as a retry.
 		return EndResult{Err: kerr.CoordinatorNotAvailable}
 	}
 	return EndResult{ProducerID: cur.ProducerID, ProducerEpoch: cur.ProducerEpoch}
@@ -705,8 +707,10 @@ func (c *Coordinator) EndTxn(id string, producerID int64, epoch int16, commit, t
 
 // finish writes the markers of a prepared transaction (retrying until each
 // is durable), then records its completion. The entry must be busy (the
-// caller clears it) and in PrepareCommit or PrepareAbort.
-func (c *Coordinator) finish(id string) {
+// caller clears it) and in PrepareCommit or PrepareAbort. It reports false
+// when the coordinator stopped before every marker was durable: the
+// transaction then stays in its Prepare state, for the next start.
+func (c *Coordinator) finish(id string) bool {
 	c.mu.Lock()
 	e := c.mu.txns[id]
 	m := e.meta.clone()
@@ -715,21 +719,31 @@ func (c *Coordinator) finish(id string) {
 	pid, epoch := m.MarkerProducerID, m.MarkerEpoch
 	failpoint.Hit("txn.after-prepare")
 	var wg sync.WaitGroup
+	written := make([]bool, len(m.Partitions))
 	for i, tp := range m.Partitions {
 		if i == 0 && failpoint.Armed("txn.after-first-marker") {
 			// The first marker alone, so a crash test can stop between
 			// the first and the others.
-			c.writeMarker(tp, pid, epoch, commit)
+			written[i] = c.writeMarker(tp, pid, epoch, commit)
 			failpoint.Hit("txn.after-first-marker")
 			continue
 		}
 		wg.Add(1)
-		go func(tp TopicPartition) {
+		go func(i int, tp TopicPartition) {
 			defer wg.Done()
-			c.writeMarker(tp, pid, epoch, commit)
-		}(tp)
+			written[i] = c.writeMarker(tp, pid, epoch, commit)
+		}(i, tp)
 	}
 	wg.Wait()
+	for _, ok := range written {
+		if !ok {
+			// NB: recording the completion now would leave the
+			// partitions without their marker with a transaction open
+			// for good (nothing re-drives a complete transaction).
+			c.lg.Warn("stopping with transaction markers unwritten; the transaction is completed at the next start", "transactional_id", id)
+			return false
+		}
+	}
 	failpoint.Hit("txn.after-markers")
 	next := m.clone()
 	if commit {
@@ -754,32 +768,37 @@ func (c *Coordinator) finish(id string) {
 			}
 		}()
 	}
+	return true
 }
 
 // writeMarker appends one marker, retrying until it is durable or the
-// partition no longer exists.
-func (c *Coordinator) writeMarker(tp TopicPartition, pid int64, epoch int16, commit bool) {
+// partition no longer exists (true), or the coordinator stops (false).
+func (c *Coordinator) writeMarker(tp TopicPartition, pid int64, epoch int16, commit bool) bool {
 	for attempt := 0; ; attempt++ {
 		p := c.b.Partition(tp.Topic, tp.Partition)
 		if p == nil {
 			c.lg.Warn("transaction partition no longer exists; skipping its marker", "topic", tp.Topic, "partition", tp.Partition)
-			return
+			return true
 		}
 		res := p.AppendMarker(pid, epoch, commit, c.clk.Now().UnixMilli())
 		if res.Err == nil {
 			if tp.Topic == c.groups.OffsetsTopic() {
 				c.groups.CompleteTxn(tp.Partition, pid, commit, res.BaseOffset)
 			}
-			return
+			return true
 		}
 		c.lg.Warn("writing transaction marker failed; retrying", "topic", tp.Topic, "partition", tp.Partition, "attempt", attempt, "err", res.Err)
 		select {
 		case <-c.stop:
-			return
+			return false
 		case <-time.After(markerRetryBackoff):
 		}
 	}
 }
+
+// errStopped is abortLocked's answer when the coordinator stopped before
+// the abort's markers were durable.
+var errStopped = errors.New("transaction coordinator stopped")
 
 // abortLocked aborts e's open transaction (e busy, mu not held), bumping the
 // epoch first when fence is set (timeouts and a new instance's
@@ -806,7 +825,9 @@ func (c *Coordinator) abortLocked(e *entry, fence bool) error {
 	if err := c.commitTransition(e, next); err != nil {
 		return err
 	}
-	c.finish(next.TransactionalID)
+	if !c.finish(next.TransactionalID) {
+		return errStopped
+	}
 	return nil
 }
 

@@ -55,6 +55,10 @@ package txn
 //	list
 //	partition T/P       high watermark, LSO, every batch, aborted index, producers
 //	restart             close everything, reopen on the same directory, print the txns
+//	fail-writes T/P     every later write and fsync of the partition's files fails
+//	                    (until the next restart: the disk is back after it)
+//	end ... async       EndTxn without waiting for its answer: it is printed
+//	                    when it comes, at the latest during the next restart
 //
 // Test-only commands (no production hook; they use the package's own
 // unexported pieces):
@@ -246,6 +250,30 @@ type harness struct {
 
 	seqs      map[seqKey]int32
 	summaries map[string]string
+
+	cClosed bool
+	// pending receives the answer of an `end ... async`.
+	pending chan string
+
+	faults struct {
+		sync.Mutex
+		dirs []string
+	}
+}
+
+// inject fails writes and fsyncs under the directories of fail-writes.
+func (h *harness) inject(op, path string) error {
+	if op != vfs.OpWrite && op != vfs.OpSync && op != vfs.OpSyncDir {
+		return nil
+	}
+	h.faults.Lock()
+	defer h.faults.Unlock()
+	for _, d := range h.faults.dirs {
+		if strings.HasPrefix(path, d+string(filepath.Separator)) || path == d {
+			return vfs.ErrInjected
+		}
+	}
+	return nil
 }
 
 func newHarness(t *testing.T) *harness {
@@ -258,7 +286,7 @@ func newHarness(t *testing.T) *harness {
 func (h *harness) open() {
 	cfg := config.Default()
 	cfg.DataDir = h.dir
-	b, err := broker.Open(broker.Options{Config: cfg, FS: vfs.OS, Clock: h.clk, Logger: h.lg})
+	b, err := broker.Open(broker.Options{Config: cfg, FS: vfs.NewFaultFS(vfs.OS, h.inject), Clock: h.clk, Logger: h.lg})
 	if err != nil {
 		h.t.Fatal(err)
 	}
@@ -274,19 +302,30 @@ func (h *harness) open() {
 	}
 	// Let the re-driven transactions of New finish before anything else.
 	c.wg.Wait()
-	h.b, h.g, h.c = b, g, c
+	h.b, h.g, h.c, h.cClosed = b, g, c, false
 }
 
 func (h *harness) close() {
 	if h.c == nil {
 		return
 	}
-	h.c.Close()
+	h.closeCoordinator()
 	h.g.Close()
+	h.faults.Lock()
+	h.faults.dirs = nil
+	h.faults.Unlock()
 	if err := h.b.Close(); err != nil {
 		h.t.Errorf("closing the broker: %v", err)
 	}
 	h.b, h.g, h.c = nil, nil, nil
+}
+
+// closeCoordinator closes the coordinator once.
+func (h *harness) closeCoordinator() {
+	if !h.cClosed {
+		h.c.Close()
+		h.cClosed = true
+	}
 }
 
 // args are a command's key=value arguments and bare words.
@@ -356,14 +395,41 @@ func (h *harness) run(where, cmd string) (out string) {
 		if !commit && !a.has("abort") {
 			panic(cmdError("end needs commit or abort"))
 		}
-		r := h.c.EndTxn(a.str("id"), int64(a.int("pid", 0)), int16(a.int("epoch", 0)), commit, v >= 5, v >= 2)
-		switch {
-		case r.Err != nil:
-			p("error: %s", r.Err.Message)
-		case v >= 5:
-			p("ok pid=%d epoch=%d", r.ProducerID, r.ProducerEpoch)
-		default:
-			p("ok")
+		id, pid, epoch := a.str("id"), int64(a.int("pid", 0)), int16(a.int("epoch", 0))
+		answer := func() string {
+			r := h.c.EndTxn(id, pid, epoch, commit, v >= 5, v >= 2)
+			switch {
+			case r.Err != nil:
+				return "error: " + r.Err.Message
+			case v >= 5:
+				return fmt.Sprintf("ok pid=%d epoch=%d", r.ProducerID, r.ProducerEpoch)
+			default:
+				return "ok"
+			}
+		}
+		if !a.has("async") {
+			p("%s", answer())
+			break
+		}
+		h.pending = make(chan string, 1)
+		go func(ch chan string) { ch <- answer() }(h.pending)
+		// Wait until it is in flight: Prepare is durable.
+		for deadline := time.Now().Add(2 * time.Second); ; time.Sleep(time.Millisecond) {
+			if m, ok := h.c.Describe(id); ok && (m.State == PrepareCommit || m.State == PrepareAbort) {
+				break
+			}
+			select {
+			case r := <-h.pending:
+				h.pending = nil
+				p("answered at once: %s", r)
+			default:
+			}
+			if h.pending == nil || time.Now().After(deadline) {
+				break
+			}
+		}
+		if h.pending != nil {
+			p("in flight")
 		}
 	case "advance":
 		d, err := time.ParseDuration(a.word(0))
@@ -392,7 +458,24 @@ func (h *harness) run(where, cmd string) (out string) {
 		}
 	case "partition":
 		lines = append(lines, h.partition(parseTP(a.word(0)))...)
+	case "fail-writes":
+		tp := parseTP(a.word(0))
+		h.faults.Lock()
+		h.faults.dirs = append(h.faults.dirs, filepath.Join(h.dir, tp.Topic+"-"+strconv.Itoa(int(tp.Partition))))
+		h.faults.Unlock()
+		p("ok")
 	case "restart":
+		if h.pending != nil {
+			// The coordinator stops first; the answer must come by then.
+			h.closeCoordinator()
+			select {
+			case r := <-h.pending:
+				p("end answered: %s", r)
+			case <-time.After(5 * time.Second):
+				panic(cmdError("the EndTxn in flight was not answered when the coordinator closed"))
+			}
+			h.pending = nil
+		}
 		h.close()
 		h.open()
 		for _, m := range h.c.List(ListFilter{}, h.clk.Now()) {

@@ -257,17 +257,24 @@ func (c *Coordinator) enqueueWrite(p *partition.Partition, id string, m *Metadat
 // acquire waits until id is not busy and marks it busy. It returns the
 // entry (nil if the id is unknown and create is false) with mu held.
 func (c *Coordinator) acquireLocked(id string) (*entry, *kerr.Error) {
-	deadline := c.clk.Now().Add(busyWait)
+	// NB: a real-time bound, not the injected clock: it limits how long a
+	// request waits for another one's disk write, not a protocol timeout.
+	var timeout <-chan time.Time
 	for {
 		e := c.mu.txns[id]
 		if e == nil || !e.busy {
 			return e, nil
 		}
+		if timeout == nil {
+			t := time.NewTimer(busyWait)
+			defer t.Stop()
+			timeout = t.C
+		}
 		done := e.done
 		c.mu.Unlock()
 		select {
 		case <-done:
-		case <-time.After(time.Until(deadline)):
+		case <-timeout:
 			c.mu.Lock()
 			return nil, kerr.ConcurrentTransactions
 		}
@@ -893,15 +900,27 @@ func (c *Coordinator) ExpireIDs(now time.Time) {
 	}
 	c.mu.Unlock()
 	for _, id := range expired {
-		if err := c.write(id, nil); err != nil {
+		// The id is busy while its tombstone is written, so an
+		// InitProducerId arriving meanwhile waits and then starts afresh
+		// instead of being forgotten with it.
+		c.mu.Lock()
+		e := c.mu.txns[id]
+		if e == nil || e.busy {
+			c.mu.Unlock()
 			continue
 		}
+		e.setBusy()
+		c.mu.Unlock()
+		err := c.write(id, nil)
 		c.mu.Lock()
-		if e := c.mu.txns[id]; e != nil && !e.busy {
+		if err == nil {
 			delete(c.mu.txns, id)
 		}
+		e.clearBusy()
 		c.mu.Unlock()
-		c.lg.Info("expired transactional id", "transactional_id", id)
+		if err == nil {
+			c.lg.Info("expired transactional id", "transactional_id", id)
+		}
 	}
 }
 

@@ -107,3 +107,107 @@ func summary(m map[int32][]string) string {
 	}
 	return s + " }"
 }
+
+// TestLibrdkafkaCopierKilled: the read-process-write loop of
+// testdata/rpw_copier.py (a read_committed group consumer and a
+// transactional producer sending its positions with
+// send_offsets_to_transaction) copies 5,100 seeded records over three
+// partitions, keeping partitions. The test SIGKILLs it at random moments,
+// six times, each time after it has committed at least once, and restarts it
+// with the same transactional.id; the new instance fences the old one and
+// its open transaction is aborted. At the end a read_committed read of the
+// output holds every input record exactly once, in input order per
+// partition.
+func TestLibrdkafkaCopierKilled(t *testing.T) {
+	py := needPython(t)
+	r := newRand(seed(t))
+	b := startBroker(t)
+	const in, out, group, txnID, partitions, perPartition, kills = "rdk-rpw-in", "rdk-rpw-out", "rdk-rpw", "rdk-rpw-copier", 3, 1700, 6
+	createTopic(t, b.addr, in, partitions)
+	createTopic(t, b.addr, out, partitions)
+	want := produceSeeded(t, b.addr, in, partitions, perPartition, r)
+
+	// pos is the highest committed position per partition over the runs
+	// so far; a copier reports -1001 for a partition it read nothing of.
+	pos := map[string]int64{}
+	finished := func(lines []string) bool {
+		cur := maps.Clone(pos)
+		for _, e := range events(lines) {
+			for p, o := range e.Pos {
+				cur[p] = max(cur[p], o)
+			}
+		}
+		for p := range partitions {
+			if cur[fmt.Sprint(p)] < perPartition {
+				return false
+			}
+		}
+		return true
+	}
+	var perRun []int // records committed by each killed copier
+	record := func(c *proc) {
+		n := 0
+		for _, e := range events(c.snapshot()) {
+			if e.Ev == "committed" {
+				n += e.N
+			}
+			for p, o := range e.Pos {
+				pos[p] = max(pos[p], o)
+			}
+		}
+		perRun = append(perRun, n)
+	}
+	fatal := func(c *proc) {
+		for _, e := range events(c.snapshot()) {
+			if e.Ev == "error" {
+				t.Fatalf("%s: %s (fatal %v)", c.name, e.Err, e.Fatal)
+			}
+		}
+	}
+	deadline := time.Now().Add(80 * time.Second)
+	var aborted int
+	for run := 0; ; run++ {
+		c := startProc(t, fmt.Sprintf("copier#%d", run), exec.Command(py, script(t, "rpw_copier.py"),
+			b.addr, group, in, out, txnID, "25", "40"))
+		c.logOnFailure(t)
+		if run == kills {
+			if !c.waitFor(time.Until(deadline), finished) {
+				fatal(c)
+				t.Fatalf("the last copier did not finish copying")
+			}
+			c.kill()
+			break
+		}
+		// Once everything is copied a copier commits nothing more; then
+		// the kill lands at a random moment after its start.
+		if !c.waitFor(time.Until(deadline), func(l []string) bool { return hasEvent("committed")(l) || finished(nil) }) {
+			fatal(c)
+			t.Fatalf("%s committed nothing", c.name)
+		}
+		time.Sleep(time.Duration(r.IntN(1200)) * time.Millisecond)
+		c.kill()
+		fatal(c)
+		record(c)
+		for _, e := range events(c.snapshot()) {
+			if e.Ev == "aborted" {
+				aborted++
+			}
+		}
+	}
+	got := values(readTopic(t, b.addr, out, true, 30*time.Second))
+	if d := diffMultisets(multiset(flatten(want)), multiset(flatten(got))); d != "" {
+		t.Fatalf("output of %s read_committed: %s", out, d)
+	}
+	for p := range int32(partitions) {
+		if !slices.Equal(got[p], want[p]) {
+			t.Errorf("partition %d: the output is not in input order", p)
+		}
+	}
+	hw := endOffsets(t, b.addr, out, false)
+	var total int64
+	for _, h := range hw {
+		total += h
+	}
+	t.Logf("copied %d records through %d kills (records committed by the killed copiers: %v; %d aborted transactions seen by them); the output log holds %d offsets (aborted copies and markers included)",
+		len(flatten(got)), kills, perRun, aborted, total)
+}

@@ -60,7 +60,7 @@ type command struct {
 
 var commands = []command{
 	topicCreateCmd, topicListCmd, topicDescribeCmd, topicDeleteCmd, topicAlterConfigCmd,
-	produceCmd, consumeCmd,
+	produceCmd, consumeCmd, verifyCmd,
 	txnListCmd, txnDescribeCmd, txnProducersCmd, txnAbortCmd,
 }
 

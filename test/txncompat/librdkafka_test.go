@@ -1,12 +1,17 @@
 package txncompat
 
 import (
+	"context"
 	"fmt"
 	"maps"
 	"os/exec"
 	"slices"
+	"strings"
+	"syscall"
 	"testing"
 	"time"
+
+	"github.com/twmb/franz-go/pkg/kgo"
 )
 
 // pyRead reads topic with testdata/read_topic.py (librdkafka) and returns
@@ -210,4 +215,226 @@ func TestLibrdkafkaCopierKilled(t *testing.T) {
 	}
 	t.Logf("copied %d records through %d kills (records committed by the killed copiers: %v; %d aborted transactions seen by them); the output log holds %d offsets (aborted copies and markers included)",
 		len(flatten(got)), kills, perRun, aborted, total)
+}
+
+// pyEvents collects the events of a finished script, failing on "error".
+func pyEvents(t *testing.T, p *proc, d time.Duration) []event {
+	t.Helper()
+	if !p.waitExit(d) {
+		t.Fatalf("%s did not finish within %v", p.name, d)
+	}
+	evs := events(p.snapshot())
+	for _, e := range evs {
+		if e.Ev == "error" {
+			t.Fatalf("%s: %s", p.name, e.Err)
+		}
+	}
+	return evs
+}
+
+// fencedCodes are the errors librdkafka may report for a producer fenced
+// by a newer instance of its transactional.id: _FENCED (-144, its own code
+// for the fatal state), INVALID_PRODUCER_EPOCH (47), PRODUCER_FENCED (90).
+var fencedCodes = []int{-144, 47, 90}
+
+// TestLibrdkafkaFencing: a second confluent-kafka producer with the same
+// transactional.id calls init_transactions while the first has an open
+// transaction with acknowledged records. The first producer's later sends
+// fail, its commit fails as fenced (a fatal error), and none of its
+// records, early or late, is visible to read_committed; the second
+// producer's transaction commits and is.
+func TestLibrdkafkaFencing(t *testing.T) {
+	py := needPython(t)
+	b := startBroker(t)
+	const topic, partitions = "rdk-fence", 3
+	createTopic(t, b.addr, topic, partitions)
+	p := startProc(t, "fence", exec.Command(py, script(t, "fence.py"), b.addr, "rdk-fence", topic, fmt.Sprint(partitions)))
+	p.logOnFailure(t)
+	evs := pyEvents(t, p, 90*time.Second)
+	var commitFailed, fresh bool
+	for _, e := range evs {
+		switch e.Ev {
+		case "late_delivered":
+			t.Errorf("a send of the fenced producer was acknowledged")
+		case "zombie_committed":
+			t.Errorf("the fenced producer's commit succeeded")
+		case "commit_failed":
+			commitFailed = true
+			if !e.Fatal || !slices.Contains(fencedCodes, e.Code) {
+				t.Errorf("the fenced producer's commit failed with %q (code %d, fatal %v); want a fatal fenced error, one of %v", e.Err, e.Code, e.Fatal, fencedCodes)
+			}
+			t.Logf("fenced commit: %s (code %d, fatal %v)", e.Err, e.Code, e.Fatal)
+		case "fresh_committed":
+			fresh = true
+		}
+	}
+	if !commitFailed || !fresh {
+		t.Fatalf("fence.py did not run to the end (commit failed %v, second committed %v)", commitFailed, fresh)
+	}
+	got := values(readTopic(t, b.addr, topic, true, 30*time.Second))
+	for part := range int32(partitions) {
+		var want []string
+		for i := range 10 {
+			want = append(want, fmt.Sprintf("fresh/%d/%d", part, i))
+		}
+		if !slices.Equal(got[part], want) {
+			t.Errorf("partition %d read_committed: %v, want only the second producer's records %v", part, got[part], want)
+		}
+	}
+	// The zombie's first records are in the log (and were aborted).
+	all := multiset(flatten(values(readTopic(t, b.addr, topic, false, 30*time.Second))))
+	if all["zombie/0/0"] != 1 {
+		t.Errorf("read_uncommitted does not hold the fenced producer's first records once: %d", all["zombie/0/0"])
+	}
+}
+
+// commitWithFranz commits one transaction of perPartition records
+// "kind/P/I" to every partition of topic with a franz-go transactional
+// producer.
+func commitWithFranz(t *testing.T, addr, txnID, topic, kind string, partitions int32, perPartition int) {
+	t.Helper()
+	cl := newClient(t, addr, kgo.TransactionalID(txnID), kgo.RecordPartitioner(kgo.ManualPartitioner()))
+	defer cl.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := cl.BeginTransaction(); err != nil {
+		t.Fatal(err)
+	}
+	var recs []*kgo.Record
+	for p := range partitions {
+		for i := range perPartition {
+			recs = append(recs, &kgo.Record{Topic: topic, Partition: p, Value: fmt.Appendf(nil, "%s/%d/%d", kind, p, i)})
+		}
+	}
+	if err := cl.ProduceSync(ctx, recs...).FirstErr(); err != nil {
+		t.Fatalf("produce %s: %v", kind, err)
+	}
+	if err := cl.EndTransaction(ctx, kgo.TryCommit); err != nil {
+		t.Fatalf("commit %s: %v", kind, err)
+	}
+}
+
+// TestLibrdkafkaTransactionTimeout: a confluent-kafka producer with
+// transaction.timeout.ms=4000 writes into a transaction and is SIGSTOPped.
+// A franz-go producer then commits later records to the same partitions.
+// While the hung transaction is open, read_committed stops at its first
+// offset: the LSO stays there and a read_committed consumer sees only the
+// records before it, not the later committed ones. Once the coordinator
+// aborts the expired transaction the consumer moves on to the later
+// records and never sees the hung ones; the resumed producer cannot commit.
+func TestLibrdkafkaTransactionTimeout(t *testing.T) {
+	py := needPython(t)
+	b := startBroker(t)
+	const topic, partitions, timeout = "rdk-hang", 2, 4 * time.Second
+	createTopic(t, b.addr, topic, partitions)
+	before := produceSeeded(t, b.addr, topic, partitions, 5, newRand(1))
+
+	cmd := exec.Command(py, script(t, "hang.py"), b.addr, "rdk-hang", topic, fmt.Sprint(partitions), fmt.Sprint(timeout.Milliseconds()))
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := startProc(t, "hang", cmd)
+	h.logOnFailure(t)
+	if !h.waitFor(30*time.Second, hasEvent("open")) {
+		t.Fatal("hang.py did not open its transaction")
+	}
+	opened := time.Now()
+	if err := h.cmd.Process.Signal(syscall.SIGSTOP); err != nil {
+		t.Fatal(err)
+	}
+	commitWithFranz(t, b.addr, "rdk-hang-later", topic, "later", partitions, 5)
+
+	// Held at the LSO: the hung transaction starts at offset 5 of each
+	// partition.
+	lso, hw := endOffsets(t, b.addr, topic, true), endOffsets(t, b.addr, topic, false)
+	for p := range int32(partitions) {
+		if lso[p] != 5 || hw[p] <= 5 {
+			t.Errorf("partition %d while the transaction hangs: LSO %d, high watermark %d; want LSO 5 below the high watermark", p, lso[p], hw[p])
+		}
+	}
+	parts := map[int32]kgo.Offset{}
+	for p := range int32(partitions) {
+		parts[p] = kgo.NewOffset().At(0)
+	}
+	cl := newClient(t, b.addr, kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{topic: parts}),
+		kgo.FetchIsolationLevel(kgo.ReadCommitted()), kgo.FetchMaxWait(200*time.Millisecond))
+	seen := map[int32][]string{}
+	var laterAt time.Time
+	poll := func(until time.Time) {
+		ctx, cancel := context.WithDeadline(context.Background(), until)
+		defer cancel()
+		for ctx.Err() == nil {
+			fs := cl.PollFetches(ctx)
+			fs.EachError(func(tp string, p int32, err error) {
+				if !isTimeout(err) {
+					t.Fatalf("fetch %s/%d: %v", tp, p, err)
+				}
+			})
+			fs.EachRecord(func(r *kgo.Record) {
+				v := string(r.Value)
+				seen[r.Partition] = append(seen[r.Partition], v)
+				if strings.HasPrefix(v, "later/") && laterAt.IsZero() {
+					laterAt = time.Now()
+				}
+			})
+		}
+	}
+	poll(opened.Add(timeout / 2))
+	if !maps.EqualFunc(seen, before, slices.Equal) {
+		t.Fatalf("while the transaction hangs, read_committed saw %s; want only the records before it %s", summary(seen), summary(before))
+	}
+	if !laterAt.IsZero() {
+		t.Fatal("read_committed saw later records past the LSO")
+	}
+	// The coordinator looks for expired transactions every second; give it
+	// the timeout and ten seconds.
+	deadline := opened.Add(timeout + 10*time.Second)
+	for time.Now().Before(deadline) && total(seen) < 2*partitions*5 {
+		poll(time.Now().Add(500 * time.Millisecond))
+	}
+	for p := range int32(partitions) {
+		want := append(slices.Clone(before[p]), fmt.Sprint("later/", p, "/0"), fmt.Sprint("later/", p, "/1"), fmt.Sprint("later/", p, "/2"), fmt.Sprint("later/", p, "/3"), fmt.Sprint("later/", p, "/4"))
+		if !slices.Equal(seen[p], want) {
+			t.Errorf("partition %d after the timeout: read_committed saw %v, want %v", p, seen[p], want)
+		}
+	}
+	if laterAt.IsZero() {
+		t.Fatalf("read_committed never moved past the hung transaction (LSO %v)", endOffsets(t, b.addr, topic, true))
+	}
+	t.Logf("later records visible %v after the hung transaction opened (timeout %v)", laterAt.Sub(opened).Round(time.Millisecond), timeout)
+	if laterAt.Sub(opened) < timeout-500*time.Millisecond {
+		t.Errorf("the hung transaction ended %v after it opened, before its timeout %v", laterAt.Sub(opened), timeout)
+	}
+
+	// The producer wakes up and tries to commit: too late.
+	h.cmd.Process.Signal(syscall.SIGCONT)
+	fmt.Fprintln(stdin, "commit")
+	if !h.waitExit(30 * time.Second) {
+		t.Fatal("hang.py did not finish after SIGCONT")
+	}
+	for _, e := range events(h.snapshot()) {
+		switch e.Ev {
+		case "committed":
+			t.Errorf("the timed-out producer's commit succeeded")
+		case "commit_failed":
+			t.Logf("timed-out producer's commit: %s (code %d, fatal %v)", e.Err, e.Code, e.Fatal)
+		}
+	}
+	final := values(readTopic(t, b.addr, topic, true, 30*time.Second))
+	for p, vs := range final {
+		for _, v := range vs {
+			if strings.HasPrefix(v, "hung/") {
+				t.Errorf("partition %d: read_committed holds %s of the timed-out transaction", p, v)
+			}
+		}
+	}
+}
+
+func total(m map[int32][]string) int32 {
+	n := 0
+	for _, v := range m {
+		n += len(v)
+	}
+	return int32(n)
 }

@@ -576,6 +576,15 @@ type FetchResult struct {
 // batch alone is bigger, up to the high watermark (read_uncommitted) or the
 // last stable offset (readCommitted).
 func (p *Partition) Fetch(offset int64, maxBytes int, readCommitted bool) FetchResult {
+	res, _ := p.FetchAppend(nil, offset, maxBytes, readCommitted)
+	return res
+}
+
+// FetchAppend is Fetch that reads the records into dst, after what it holds,
+// and returns the extended buffer; res.Records is the part appended (it
+// aliases the returned buffer, so it moves if a later append to the buffer
+// grows it). A caller reusing one buffer allocates nothing per fetch.
+func (p *Partition) FetchAppend(dst []byte, offset int64, maxBytes int, readCommitted bool) (FetchResult, []byte) {
 	p.mu.Lock()
 	off := Offsets{LogStartOffset: p.mu.logStart, HighWatermark: p.mu.hw, LastStableOffset: p.mu.lso}
 	storageErr := p.mu.storageErr
@@ -583,36 +592,40 @@ func (p *Partition) Fetch(offset int64, maxBytes int, readCommitted bool) FetchR
 	res := FetchResult{Offsets: off}
 	if storageErr != nil {
 		res.Err = kerr.KafkaStorageError
-		return res
+		return res, dst
 	}
 	if offset < off.LogStartOffset || offset > off.HighWatermark {
 		res.Err = kerr.OffsetOutOfRange
-		return res
+		return res, dst
 	}
 	limit := off.HighWatermark
 	if readCommitted {
 		limit = off.LastStableOffset
 	}
 	if offset >= limit {
-		return res
+		return res, dst
 	}
-	recs, err := p.log.Read(offset, maxBytes, limit)
+	n := len(dst)
+	out, err := p.log.ReadAppend(dst, offset, maxBytes, limit)
 	if err != nil {
 		if errors.Is(err, partlog.ErrOffsetOutOfRange) {
 			// Retention moved the start between our snapshot of the
 			// bounds and the read.
 			res.Err = kerr.OffsetOutOfRange
-			return res
+			return res, out
 		}
 		res.Err = kerr.KafkaStorageError
 		p.lg.Error("read failed", "offset", offset, "err", err)
-		return res
+		return res, out
 	}
-	res.Records = recs
+	recs := out[n:]
+	if len(recs) > 0 {
+		res.Records = recs
+	}
 	if readCommitted && len(recs) > 0 {
 		res.Aborted = p.abortedIn(offset, lastOffsetOf(recs))
 	}
-	return res
+	return res, out
 }
 
 func lastOffsetOf(recs []byte) int64 {

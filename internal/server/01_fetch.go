@@ -25,7 +25,8 @@ package server
 // by id (KIP-516).
 //
 // Not done: follower fetches (ReplicaID >= 0) until replication exists;
-// fetch sessions; zero-copy sends.
+// fetch sessions; zero-copy sends (the records are read from the page
+// cache into a pooled arena and copied once more into the frame).
 
 import (
 	"time"
@@ -93,20 +94,28 @@ func handleFetch(c *conn, kreq kmsg.Request) reply {
 	if maxBytes <= 0 {
 		maxBytes = 1 << 30
 	}
-	total := fetchOnce(slots, maxBytes, committed)
+	// The records of every partition are read into one arena, which goes
+	// back to its pool once the response is encoded (reply.release).
+	ar := &arena{hint: arenaHint(slots, maxBytes)}
+	total := fetchOnce(slots, maxBytes, committed, ar)
 	wait := time.Duration(req.MaxWaitMillis) * time.Millisecond
 	if wait > maxFetchWait {
 		wait = maxFetchWait
 	}
 	if total >= int(req.MinBytes) || wait <= 0 || len(slots) == 0 || anyError(slots) {
-		return now(resp)
+		r := now(resp)
+		r.release = ar.release
+		return r
 	}
 	select {
 	case c.s.fetchSlots <- struct{}{}:
 	default:
-		return now(resp) // too many parked fetches: answer what we have
+		// Too many parked fetches: answer what we have.
+		r := now(resp)
+		r.release = ar.release
+		return r
 	}
-	return later(func() kmsg.Response {
+	r := later(func() kmsg.Response {
 		defer func() { <-c.s.fetchSlots }()
 		deadline := time.NewTimer(wait)
 		defer deadline.Stop()
@@ -127,7 +136,7 @@ func handleFetch(c *conn, kreq kmsg.Request) reply {
 			}
 			// Re-read after arming the watches, so a change between the
 			// first read and the arming is not missed.
-			total = fetchOnce(slots, maxBytes, committed)
+			total = fetchOnce(slots, maxBytes, committed, ar)
 			if total >= int(req.MinBytes) || anyError(slots) {
 				close(stop)
 				return resp
@@ -144,6 +153,47 @@ func handleFetch(c *conn, kreq kmsg.Request) reply {
 			}
 		}
 	})
+	r.release = ar.release
+	return r
+}
+
+// arena holds the record bytes of one fetch response, read straight from
+// the log into one pooled buffer: no allocation per partition or per
+// request once the pool is warm, and at most one buffer the size of the
+// response per fetch in flight.
+type arena struct {
+	buf  []byte
+	hint int
+}
+
+// reset empties the arena for a new read of every partition.
+func (a *arena) reset() {
+	if a.buf == nil {
+		a.buf = getBuf(a.hint)
+	}
+	a.buf = a.buf[:0]
+}
+
+// release gives the buffer back; nothing may use the records after it.
+func (a *arena) release() {
+	if a.buf != nil {
+		putBuf(a.buf)
+		a.buf = nil
+	}
+}
+
+// maxArenaHint caps the arena taken up front; a fetch that finds more
+// grows it (and the pool then keeps the larger buffer).
+const maxArenaHint = 8 << 20
+
+// arenaHint guesses the record bytes a fetch returns: the smaller of its
+// partitions' limits and its response limit, capped at maxArenaHint.
+func arenaHint(slots []fetchSlot, maxBytes int32) int {
+	n := 0
+	for _, s := range slots {
+		n += int(max(s.partBytes, 0))
+	}
+	return min(n, int(maxBytes), maxArenaHint)
 }
 
 func anyError(slots []fetchSlot) bool {
@@ -155,11 +205,16 @@ func anyError(slots []fetchSlot) bool {
 	return false
 }
 
-// fetchOnce fills every slot from its partition and returns the bytes read.
-func fetchOnce(slots []fetchSlot, maxBytes int32, committed bool) int {
+// fetchOnce fills every slot from its partition, reading the records into
+// ar, and returns the bytes read.
+func fetchOnce(slots []fetchSlot, maxBytes int32, committed bool, ar *arena) int {
 	remaining := int(maxBytes)
 	total := 0
-	for _, s := range slots {
+	ar.reset()
+	// ends[i] is where slot i's records end in ar.buf; the slices are
+	// taken once every read is done, since a read may move the buffer.
+	ends := make([]int, len(slots))
+	for i, s := range slots {
 		limit := int(s.partBytes)
 		if limit > remaining {
 			limit = remaining
@@ -173,8 +228,9 @@ func fetchOnce(slots []fetchSlot, maxBytes int32, committed bool) int {
 			if limit <= 0 {
 				limit = 1
 			}
-			res = s.p.Fetch(s.offset, limit, committed)
+			res, ar.buf = s.p.FetchAppend(ar.buf, s.offset, limit, committed)
 		}
+		ends[i] = len(ar.buf)
 		sp := s.sp
 		sp.HighWatermark = res.HighWatermark
 		sp.LastStableOffset = res.LastStableOffset
@@ -182,12 +238,6 @@ func fetchOnce(slots []fetchSlot, maxBytes int32, committed bool) int {
 		sp.ErrorCode = 0
 		if res.Err != nil {
 			sp.ErrorCode = res.Err.Code
-		}
-		sp.RecordBatches = res.Records
-		if sp.RecordBatches == nil {
-			// NB: nil would go out as a null record set (size -1), which
-			// librdkafka reports as a protocol error.
-			sp.RecordBatches = []byte{}
 		}
 		sp.AbortedTransactions = nil
 		if committed {
@@ -200,6 +250,17 @@ func fetchOnce(slots []fetchSlot, maxBytes int32, committed bool) int {
 		}
 		total += len(res.Records)
 		remaining -= len(res.Records)
+	}
+	start := 0
+	for i, s := range slots {
+		// NB: never nil: nil would go out as a null record set (size
+		// -1), which librdkafka reports as a protocol error.
+		s.sp.RecordBatches = ar.buf[start:ends[i]:ends[i]]
+		start = ends[i]
+	}
+	if total == 0 {
+		// Nothing to hold: a parked long poll keeps no buffer.
+		ar.release()
 	}
 	return total
 }

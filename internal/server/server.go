@@ -46,6 +46,10 @@ type reply struct {
 	resp       kmsg.Response
 	wait       func() kmsg.Response
 	noResponse bool
+	// release, if set, runs once the response is encoded into its frame
+	// (or dropped): the response may alias buffers (a fetch's record
+	// arena) that go back to their pool then.
+	release func()
 }
 
 func now(r kmsg.Response) reply          { return reply{resp: r} }
@@ -327,22 +331,32 @@ func skipTags(rd *kbin.Reader) {
 
 func (c *conn) writeLoop() {
 	w := bufio.NewWriterSize(c.nc, 64<<10)
-	var buf []byte
+	// small is the connection's own frame buffer; a frame past
+	// maxConnFrameBytes is encoded into a pooled buffer sized for it
+	// (so a fetch's megabytes are neither regrown by append nor kept
+	// per connection).
+	var small []byte
 	failed := false
 	for p := range c.pending {
 		resp := p.r.resp
 		if p.r.wait != nil {
 			resp = c.safeWait(p)
 		}
-		if p.r.noResponse || failed {
+		if p.r.noResponse || failed || resp == nil {
+			if p.r.release != nil {
+				p.r.release()
+			}
+			if resp == nil && !p.r.noResponse && !failed {
+				// The handler failed; the connection is closed, as
+				// for a request Kafka cannot process.
+				failed = true
+				c.nc.Close()
+			}
 			continue
 		}
-		if resp == nil {
-			// The handler failed; the connection is closed, as for a
-			// request Kafka cannot process.
-			failed = true
-			c.nc.Close()
-			continue
+		buf := small
+		if hint := responseSizeHint(resp); hint > maxConnFrameBytes {
+			buf = getBuf(hint)
 		}
 		resp.SetVersion(p.version)
 		buf = append(buf[:0], 0, 0, 0, 0)
@@ -354,23 +368,50 @@ func (c *conn) writeLoop() {
 			buf = append(buf, 0)
 		}
 		buf = resp.AppendTo(buf)
+		if p.r.release != nil {
+			p.r.release()
+		}
 		binary.BigEndian.PutUint32(buf, uint32(len(buf)-4))
-		if _, err := w.Write(buf); err != nil {
+		_, err := w.Write(buf)
+		if err == nil && len(c.pending) == 0 {
+			err = w.Flush()
+		}
+		// w holds no reference to buf once Write returns.
+		if cap(buf) > maxConnFrameBytes {
+			putBuf(buf)
+		} else {
+			small = buf
+		}
+		if err != nil {
 			failed = true
 			c.nc.Close()
-			continue
-		}
-		if len(c.pending) == 0 {
-			if err := w.Flush(); err != nil {
-				failed = true
-				c.nc.Close()
-			}
-		}
-		if cap(buf) > 1<<20 {
-			buf = nil // do not keep a huge fetch buffer per connection
 		}
 	}
 	w.Flush()
+}
+
+// maxConnFrameBytes is the largest frame buffer a connection keeps for
+// itself between responses.
+const maxConnFrameBytes = 1 << 20
+
+// responseSizeHint is a close upper bound of resp's encoded size where it is
+// large and cheap to know (a fetch: its record bytes plus a margin for the
+// fields around them), and 0 otherwise.
+func responseSizeHint(resp kmsg.Response) int {
+	fr, ok := resp.(*kmsg.FetchResponse)
+	if !ok {
+		return 0
+	}
+	n := 64
+	for i := range fr.Topics {
+		t := &fr.Topics[i]
+		n += 64 + len(t.Topic)
+		for j := range t.Partitions {
+			sp := &t.Partitions[j]
+			n += 96 + len(sp.RecordBatches) + 32*len(sp.AbortedTransactions)
+		}
+	}
+	return n
 }
 
 func (c *conn) safeWait(p pending) (resp kmsg.Response) {

@@ -51,7 +51,6 @@ import (
 	"regexp"
 	"slices"
 	"sort"
-	"strings"
 	"time"
 
 	"github.com/oncelog/oncelog/internal/broker"
@@ -1039,13 +1038,14 @@ func (bt brokerTopics) Partitions(topic string) (int32, bool) {
 	return int32(len(t.Partitions)), true
 }
 
-// Names excludes internal topics (Kafka never matches them by regex).
+// Names lists every topic a regex subscription is matched against.
+// NB: internal topics included: Kafka resolves KIP-848 regexes against the
+// whole topic image, so a pattern that names __consumer_offsets gets it
+// (franz-go's Test848RegexBrokerResolves relies on this).
 func (bt brokerTopics) Names() []string {
 	var out []string
 	for _, t := range bt.b.Topics() {
-		if !strings.HasPrefix(t.Name, "__") {
-			out = append(out, t.Name)
-		}
+		out = append(out, t.Name)
 	}
 	sort.Strings(out)
 	return out

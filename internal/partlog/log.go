@@ -420,19 +420,14 @@ func (l *Log) createSegment(base int64, rollTs int64) (*segment, error) {
 }
 
 func (l *Log) openIndexFiles(s *segment, truncate bool) error {
-	flag := os.O_RDWR | os.O_CREATE | os.O_APPEND
 	if truncate {
-		flag |= os.O_TRUNC
+		for _, p := range []string{s.indexPath(), s.timeIndexPath()} {
+			if err := vfs.WriteFile(l.fs, p, nil); err != nil {
+				return fmt.Errorf("partlog: create %s: %w", p, err)
+			}
+		}
 	}
-	var err error
-	if s.idxFile, err = l.fs.OpenFile(s.indexPath(), flag, 0o644); err != nil {
-		return fmt.Errorf("partlog: open %s: %w", s.indexPath(), err)
-	}
-	if s.timeFile, err = l.fs.OpenFile(s.timeIndexPath(), flag, 0o644); err != nil {
-		s.idxFile.Close()
-		s.idxFile = nil
-		return fmt.Errorf("partlog: open %s: %w", s.timeIndexPath(), err)
-	}
+	s.indexFS = l.fs
 	return nil
 }
 

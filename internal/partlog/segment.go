@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"os"
 	"sort"
 	"sync"
 	"sync/atomic"
@@ -89,12 +90,15 @@ type segment struct {
 	// see Log.shouldRollLocked.
 	rollTs int64 // (mu)
 
-	bytesSince  int64    // (owner) batch bytes since the last index entry
-	idxFile     vfs.File // (owner) open while the segment is active
-	timeFile    vfs.File // (owner)
-	idxWritten  int      // (owner) entries of index already written to idxFile
-	timeWritten int      // (owner)
-	dirty       bool     // (owner) the log file has writes not yet synced
+	bytesSince int64 // (owner) batch bytes since the last index entry
+	// indexFS is set while the segment is active: its index files are
+	// kept up to date through it. NB: they are opened for each write
+	// rather than kept open, so a partition costs one file descriptor per
+	// segment, not three (10,000 partitions must fit the process's limit).
+	indexFS     vfs.FS // (owner)
+	idxWritten  int    // (owner) entries of index already in the index file
+	timeWritten int    // (owner)
+	dirty       bool   // (owner) the log file has writes not yet synced
 }
 
 func (s *segment) indexPath() string { return s.path[:len(s.path)-len(logSuffix)] + indexSuffix }
@@ -195,14 +199,17 @@ func encodeTimeIndex(entries []timeEntry) []byte {
 // are never trusted at Open (they are rebuilt from the log and compared), so
 // they need no fsync of their own for correctness.
 func (s *segment) flushIndexes() error {
-	if s.idxFile != nil && s.idxWritten < len(s.index) {
-		if _, err := s.idxFile.Write(encodeIndex(s.index[s.idxWritten:])); err != nil {
+	if s.indexFS == nil {
+		return nil
+	}
+	if s.idxWritten < len(s.index) {
+		if err := appendFile(s.indexFS, s.indexPath(), encodeIndex(s.index[s.idxWritten:])); err != nil {
 			return err
 		}
 		s.idxWritten = len(s.index)
 	}
-	if s.timeFile != nil && s.timeWritten < len(s.times) {
-		if _, err := s.timeFile.Write(encodeTimeIndex(s.times[s.timeWritten:])); err != nil {
+	if s.timeWritten < len(s.times) {
+		if err := appendFile(s.indexFS, s.timeIndexPath(), encodeTimeIndex(s.times[s.timeWritten:])); err != nil {
 			return err
 		}
 		s.timeWritten = len(s.times)
@@ -210,27 +217,41 @@ func (s *segment) flushIndexes() error {
 	return nil
 }
 
-// closeIndexes flushes, syncs and closes the index files of a segment that
-// stops being active.
+func appendFile(fs vfs.FS, name string, b []byte) error {
+	f, err := fs.OpenFile(name, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o644)
+	if err != nil {
+		return err
+	}
+	_, err = f.Write(b)
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	return err
+}
+
+// closeIndexes flushes (and, if sync, fsyncs) the index files of a segment
+// that stops being active.
 func (s *segment) closeIndexes(sync bool) error {
-	var first error
-	keep := func(err error) {
-		if err != nil && first == nil {
-			first = err
+	if s.indexFS == nil {
+		return nil
+	}
+	err := s.flushIndexes()
+	if sync && err == nil {
+		for _, p := range []string{s.indexPath(), s.timeIndexPath()} {
+			f, oerr := s.indexFS.OpenFile(p, os.O_RDONLY, 0)
+			if oerr != nil {
+				err = oerr
+				break
+			}
+			err = f.Sync()
+			f.Close()
+			if err != nil {
+				break
+			}
 		}
 	}
-	keep(s.flushIndexes())
-	for _, f := range []vfs.File{s.idxFile, s.timeFile} {
-		if f == nil {
-			continue
-		}
-		if sync && first == nil {
-			keep(f.Sync())
-		}
-		keep(f.Close())
-	}
-	s.idxFile, s.timeFile = nil, nil
-	return first
+	s.indexFS = nil
+	return err
 }
 
 // seqReader reads a file sequentially through a large buffer: recovery reads

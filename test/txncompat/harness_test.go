@@ -584,3 +584,59 @@ func produceSeeded(t *testing.T, addr, topic string, partitions int32, perPartit
 
 // isTimeout reports whether err is a context deadline.
 func isTimeout(err error) bool { return errors.Is(err, context.DeadlineExceeded) }
+
+// tail consumes topic read_committed from the start, concurrently with the
+// test, until stop is called; stop returns the values per partition once at
+// least n records were seen (or fails after d).
+func tail(t *testing.T, addr, topic string, partitions int32) (stop func(n int, d time.Duration) map[int32][]string) {
+	t.Helper()
+	parts := map[int32]kgo.Offset{}
+	for p := range partitions {
+		parts[p] = kgo.NewOffset().At(0)
+	}
+	cl := newClient(t, addr, kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{topic: parts}),
+		kgo.FetchIsolationLevel(kgo.ReadCommitted()), kgo.FetchMaxWait(200*time.Millisecond))
+	var mu sync.Mutex
+	seen := map[int32][]string{}
+	count := 0
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	var fetchErr error
+	go func() {
+		defer close(done)
+		for ctx.Err() == nil {
+			fs := cl.PollFetches(ctx)
+			fs.EachError(func(tp string, p int32, err error) {
+				if ctx.Err() == nil && fetchErr == nil {
+					fetchErr = fmt.Errorf("tail %s/%d: %w", tp, p, err)
+				}
+			})
+			mu.Lock()
+			fs.EachRecord(func(r *kgo.Record) {
+				seen[r.Partition] = append(seen[r.Partition], string(r.Value))
+				count++
+			})
+			mu.Unlock()
+		}
+	}()
+	t.Cleanup(func() { cancel(); <-done })
+	return func(n int, d time.Duration) map[int32][]string {
+		t.Helper()
+		deadline := time.Now().Add(d)
+		for {
+			mu.Lock()
+			c := count
+			mu.Unlock()
+			if c >= n || time.Now().After(deadline) {
+				break
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+		cancel()
+		<-done
+		if fetchErr != nil {
+			t.Fatal(fetchErr)
+		}
+		return seen
+	}
+}

@@ -122,7 +122,8 @@ func summary(m map[int32][]string) string {
 // with the same transactional.id; the new instance fences the old one and
 // its open transaction is aborted. At the end a read_committed read of the
 // output holds every input record exactly once, in input order per
-// partition.
+// partition, and so did a read_committed consumer tailing the output all
+// along.
 func TestLibrdkafkaCopierKilled(t *testing.T) {
 	py := needPython(t)
 	r := newRand(seed(t))
@@ -131,6 +132,7 @@ func TestLibrdkafkaCopierKilled(t *testing.T) {
 	createTopic(t, b.addr, in, partitions)
 	createTopic(t, b.addr, out, partitions)
 	want := produceSeeded(t, b.addr, in, partitions, perPartition, r)
+	stopTail := tail(t, b.addr, out, partitions)
 
 	// pos is the highest committed position per partition over the runs
 	// so far; a copier reports -1001 for a partition it read nothing of.
@@ -207,6 +209,11 @@ func TestLibrdkafkaCopierKilled(t *testing.T) {
 		if !slices.Equal(got[p], want[p]) {
 			t.Errorf("partition %d: the output is not in input order", p)
 		}
+	}
+	tailed := stopTail(partitions*perPartition, 30*time.Second)
+	if !maps.EqualFunc(tailed, want, slices.Equal) {
+		t.Errorf("the concurrent read_committed consumer saw %s (%s); want the input %s",
+			summary(tailed), diffMultisets(multiset(flatten(want)), multiset(flatten(tailed))), summary(want))
 	}
 	hw := endOffsets(t, b.addr, out, false)
 	var total int64

@@ -2,6 +2,7 @@ package txncompat
 
 import (
 	"fmt"
+	"maps"
 	"os/exec"
 	"slices"
 	"syscall"
@@ -19,7 +20,8 @@ import (
 // SIGTERM (it closes its session and leaves), and is restarted at once with
 // the same transactional id. When the group's committed offsets reach the
 // end of the input, a read_committed read of the output holds every input
-// record exactly once, in input order per partition.
+// record exactly once, in input order per partition, and so did a
+// read_committed consumer tailing the output all along.
 func TestGroupTransactSessionCopiersKilled(t *testing.T) {
 	r := newRand(seed(t))
 	b := startBroker(t)
@@ -28,6 +30,10 @@ func TestGroupTransactSessionCopiersKilled(t *testing.T) {
 	createTopic(t, b.addr, out, partitions)
 	want := produceSeeded(t, b.addr, in, partitions, perPartition, r)
 	ctx := testCtx(t, 110*time.Second)
+	// A read_committed consumer of the output all along, as in Kafka's
+	// transactions system test: it must never see an aborted or
+	// duplicated copy either.
+	stopTail := tail(t, b.addr, out, partitions)
 
 	bin := binary(t, "copier")
 	runs := make([]int, copiers)
@@ -120,6 +126,11 @@ func TestGroupTransactSessionCopiersKilled(t *testing.T) {
 		if !slices.Equal(got[p], want[p]) {
 			t.Errorf("partition %d: the output is not in input order", p)
 		}
+	}
+	tailed := stopTail(partitions*perPartition, 30*time.Second)
+	if !maps.EqualFunc(tailed, want, slices.Equal) {
+		t.Errorf("the concurrent read_committed consumer saw %s (%s); want the input %s",
+			summary(tailed), diffMultisets(multiset(flatten(want)), multiset(flatten(tailed))), summary(want))
 	}
 	for _, p := range all {
 		for _, e := range events(p.snapshot()) {

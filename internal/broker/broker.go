@@ -32,6 +32,9 @@ const producerIDBlock = 1000
 // maxTopicNameLength is Kafka's limit (249 characters).
 const maxTopicNameLength = 249
 
+// recoveryThreads is how many partitions open at once.
+const recoveryThreads = 8
+
 // maxPartitionsPerTopic bounds CreateTopics and CreatePartitions.
 const maxPartitionsPerTopic = 100000
 
@@ -60,6 +63,11 @@ type Broker struct {
 		topics map[string]*Topic
 		byID   map[[16]byte]*Topic
 	}
+	// recovery bounds how many partitions open (and recover) at once.
+	recovery chan struct{}
+	// unlock releases the data directory's lock.
+	unlock func()
+
 	// topicAdmin serialises create, delete and partition changes so that
 	// directories and metadata records change in the same order.
 	topicAdmin sync.Mutex
@@ -90,15 +98,23 @@ func Open(opts Options) (*Broker, error) {
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()
 	}
-	b := &Broker{Config: opts.Config, fs: opts.FS, clk: opts.Clock, lg: opts.Logger}
+	b := &Broker{Config: opts.Config, fs: opts.FS, clk: opts.Clock, lg: opts.Logger, recovery: make(chan struct{}, recoveryThreads)}
 	b.mu.topics = make(map[string]*Topic)
 	b.mu.byID = make(map[[16]byte]*Topic)
 	dir := opts.Config.DataDir
 	if err := b.fs.MkdirAll(dir, 0o755); err != nil {
 		return nil, fmt.Errorf("data directory %s: %w", dir, err)
 	}
+	if opts.FS == vfs.OS {
+		unlock, err := lockDataDir(dir)
+		if err != nil {
+			return nil, err
+		}
+		b.unlock = unlock
+	}
 	id, err := b.loadClusterID()
 	if err != nil {
+		b.Close()
 		return nil, err
 	}
 	b.ClusterID = id
@@ -162,15 +178,27 @@ func (b *Broker) openTopic(name, idHex string, n int32, overrides map[string]str
 		return nil, fmt.Errorf("topic %s: bad topic id %q", name, idHex)
 	}
 	copy(t.ID[:], raw)
+	// Partitions recover in parallel (Kafka's num.recovery.threads):
+	// recovery is CPU (CRC) and I/O, and thousands of partitions add up.
+	t.Partitions = make([]*partition.Partition, n)
+	errs := make([]error, n)
+	var wg sync.WaitGroup
 	for i := int32(0); i < n; i++ {
-		p, err := b.openPartition(t, i)
-		if err != nil {
-			for _, q := range t.Partitions {
+		wg.Add(1)
+		b.recovery <- struct{}{}
+		go func(i int32) {
+			defer func() { <-b.recovery; wg.Done() }()
+			t.Partitions[i], errs[i] = b.openPartition(t, i)
+		}(i)
+	}
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		for _, q := range t.Partitions {
+			if q != nil {
 				q.Close()
 			}
-			return nil, err
 		}
-		t.Partitions = append(t.Partitions, p)
+		return nil, err
 	}
 	return t, nil
 }
@@ -439,18 +467,34 @@ func (b *Broker) AllocateProducerID() (int64, error) {
 
 // Close closes every partition and the metadata log.
 func (b *Broker) Close() error {
-	var errs []error
+	var (
+		mu   sync.Mutex
+		errs []error
+		wg   sync.WaitGroup
+	)
+	// Each close fsyncs and writes a snapshot: in parallel, as recovery.
 	for _, t := range b.Topics() {
 		for _, p := range t.Partitions {
-			if err := p.Close(); err != nil {
-				errs = append(errs, err)
-			}
+			wg.Add(1)
+			b.recovery <- struct{}{}
+			go func(p *partition.Partition) {
+				defer func() { <-b.recovery; wg.Done() }()
+				if err := p.Close(); err != nil {
+					mu.Lock()
+					errs = append(errs, err)
+					mu.Unlock()
+				}
+			}(p)
 		}
 	}
+	wg.Wait()
 	if b.meta != nil {
 		if err := b.meta.Close(); err != nil {
 			errs = append(errs, err)
 		}
+	}
+	if b.unlock != nil {
+		b.unlock()
 	}
 	return errors.Join(errs...)
 }

@@ -1,6 +1,7 @@
 package broker
 
 import (
+	"strings"
 	"testing"
 
 	"github.com/oncelog/oncelog/internal/config"
@@ -35,7 +36,10 @@ func TestProducerIDsNeverReused(t *testing.T) {
 		}
 		seen[id], last = true, id
 	}
-	// A crash: the broker is not closed; the next one opens the same dir.
+	// A crash: the broker is not closed (only the lock goes, as the
+	// kernel drops it when a process dies); the next one opens the dir.
+	b.unlock()
+	b.unlock = nil
 	b2 := openAt(t, dir)
 	id, err := b2.AllocateProducerID()
 	if err != nil {
@@ -105,4 +109,17 @@ func TestCreateTopicRules(t *testing.T) {
 	if _, err := b.CreateTopic("ok", 1, nil, false); err == nil || err.Code != kerr.TopicAlreadyExists {
 		t.Fatalf("duplicate create: %v", err)
 	}
+}
+
+func TestDataDirIsLocked(t *testing.T) {
+	dir := t.TempDir()
+	b := openAt(t, dir)
+	cfg := config.Default()
+	cfg.DataDir = dir
+	if _, err := Open(Options{Config: cfg}); err == nil || !strings.Contains(err.Error(), "in use by another oncelog process") {
+		t.Fatalf("second broker on the same dir: %v", err)
+	}
+	b.Close()
+	b2 := openAt(t, dir) // released on close
+	b2.Close()
 }

@@ -231,7 +231,9 @@ func (l *Log) recover(now time.Time) error {
 		bases = bases[1:]
 	}
 
-	r := &seqReader{buf: make([]byte, 4<<20)}
+	bufp := recoveryBuffers.Get().(*[]byte)
+	defer recoveryBuffers.Put(bufp)
+	r := &seqReader{buf: *bufp}
 	interval := l.mu.cfg.IndexIntervalBytes
 	for i := 0; i < len(bases); i++ {
 		s, err := l.openSegment(bases[i], false)
@@ -380,6 +382,15 @@ func (l *Log) truncateTorn(s *segment, bad *invalidBatch) error {
 	}
 	return nil
 }
+
+// recoveryBuffers holds the read-ahead buffers of recovery scans: one
+// per Open running at a time rather than one per partition, which with
+// thousands of partitions turned start-up into clearing and collecting
+// gigabytes of buffers.
+var recoveryBuffers = sync.Pool{New: func() any {
+	b := make([]byte, 4<<20)
+	return &b
+}}
 
 // openSegment opens an existing segment's log file.
 func (l *Log) openSegment(base int64, create bool) (*segment, error) {

@@ -112,6 +112,10 @@ type Partition struct {
 	unflushedBatches int64
 	lastFlush        time.Time
 	snapshotOffset   int64
+	// snapshotStale is set when the producer state or the aborted index
+	// changed since the last snapshot; a clean close of an idle partition
+	// then writes nothing.
+	snapshotStale bool
 
 	mu struct {
 		sync.Mutex
@@ -209,6 +213,7 @@ func (p *Partition) rebuild() error {
 		if err != nil {
 			return err
 		}
+		p.snapshotStale = true
 		if a, ok := p.applyBatch(b, &h); ok {
 			aborted = append(aborted, a)
 		}
@@ -227,6 +232,9 @@ func (p *Partition) rebuild() error {
 // applyBatch is the apply step: it derives state from one appended batch.
 // It never reads the clock.
 func (p *Partition) applyBatch(b []byte, h *recordbatch.Header) (AbortedTxn, bool) {
+	if h.ProducerID >= 0 {
+		p.snapshotStale = true
+	}
 	if h.IsControl() {
 		commit, coordEpoch, err := recordbatch.ParseControl(b)
 		if err != nil {
@@ -494,7 +502,9 @@ func (p *Partition) maintain() {
 		return
 	}
 	if exp := p.opts.ProducerIDExpiration; exp > 0 {
-		p.producers.expire(now.Add(-exp).UnixMilli(), p.opts.MaxProducers)
+		if p.producers.expire(now.Add(-exp).UnixMilli(), p.opts.MaxProducers) > 0 {
+			p.snapshotStale = true
+		}
 	}
 	before := p.log.StartOffset()
 	if p.log.RetentionDue(now, limit) {
@@ -795,8 +805,10 @@ func (p *Partition) Close() error {
 	if !failed {
 		if err := p.log.Sync(); err != nil {
 			errs = append(errs, err)
-		} else if err := p.writeSnapshot(); err != nil {
-			errs = append(errs, err)
+		} else if p.snapshotStale || p.snapshotOffset != p.log.NextOffset() {
+			if err := p.writeSnapshot(); err != nil {
+				errs = append(errs, err)
+			}
 		}
 	}
 	if err := p.log.Close(); err != nil {

@@ -55,6 +55,7 @@ func (p *Partition) writeSnapshot() error {
 		return fmt.Errorf("partition %s-%d: writing producer snapshot: %w", p.Topic, p.Index, err)
 	}
 	p.snapshotOffset = body.Offset
+	p.snapshotStale = false
 	return nil
 }
 

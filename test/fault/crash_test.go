@@ -104,7 +104,7 @@ func TestCrashLoopKill9(t *testing.T) {
 			time.Sleep(time.Duration(d) * time.Millisecond)
 		}
 		bp.Start()
-		startups = append(startups, bp.listening)
+		startups = append(startups, bp.Startup)
 	}
 	// Let the producer run against a stable broker for a moment, then flush
 	// everything it has buffered.
@@ -178,7 +178,7 @@ func TestCrashLoopKill9(t *testing.T) {
 	writeBulk(t, bp.Addr, "crash-bulk", bulk)
 	bp.Kill()
 	bp.Start()
-	t.Logf("start-up after SIGKILL with %d MiB on disk: %v", dirSize(t, bp.DataDir)>>20, bp.listening)
+	t.Logf("start-up after SIGKILL with %d MiB on disk: %v", dirSize(t, bp.DataDir)>>20, bp.Startup)
 	bp.Stop()
 }
 
@@ -243,17 +243,17 @@ func TestStartupTime(t *testing.T) {
 	}
 	bp := newBrokerProc(t, t.TempDir())
 	bp.Start()
-	empty := bp.listening
+	empty := bp.Startup
 	writeBulk(t, bp.Addr, "startup", int64(*startupGiB*(1<<30)))
 	bp.Stop()
 	bp.Start()
-	clean := bp.listening
+	clean := bp.Startup
 	// Some more writes, so the producer state has moved on since the
 	// snapshot of the clean stop.
 	writeBulk(t, bp.Addr, "startup-more", 8<<20)
 	bp.Kill()
 	bp.Start()
-	killed := bp.listening
+	killed := bp.Startup
 	t.Logf("start-up with %.2f GiB written (%d MiB on disk): empty %v, after clean stop %v, after SIGKILL %v",
 		*startupGiB, dirSize(t, bp.DataDir)>>20, empty, clean, killed)
 	bp.Stop()

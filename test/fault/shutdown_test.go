@@ -34,15 +34,15 @@ func TestShutdownDuringLongPoll(t *testing.T) {
 	time.Sleep(300 * time.Millisecond) // parked by now
 
 	start := time.Now()
-	bp.cmd.Process.Signal(syscall.SIGTERM)
+	bp.Signal(syscall.SIGTERM)
 	exitErr, exited := bp.WaitExit(20 * time.Second)
 	took := time.Since(start)
 	if !exited {
 		bp.Kill()
-		t.Fatalf("broker still running %v after SIGTERM with a parked long-poll fetch; stderr:\n%s", took.Round(time.Millisecond), bp.Stderr())
+		t.Fatalf("broker still running %v after SIGTERM with a parked long-poll fetch; stderr:\n%s", took.Round(time.Millisecond), bp.Output())
 	}
 	if exitErr != nil {
-		t.Fatalf("broker exited with %v; stderr:\n%s", exitErr, bp.Stderr())
+		t.Fatalf("broker exited with %v; stderr:\n%s", exitErr, bp.Output())
 	}
 	t.Logf("stopped %v after SIGTERM", took.Round(time.Millisecond))
 	if took > 5*time.Second {

@@ -10,81 +10,26 @@ import (
 	"bufio"
 	"context"
 	"fmt"
-	"net"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"strings"
 	"sync"
 	"syscall"
 	"testing"
 	"time"
 
+	"github.com/oncelog/oncelog/internal/testbroker"
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 )
 
-// need skips (or, under CI=true, fails) a test whose tool is missing.
-func need(t *testing.T, what string, err error) {
-	t.Helper()
-	if err == nil {
-		return
-	}
-	if os.Getenv("CI") == "true" {
-		t.Fatalf("%s is required under CI=true: %v", what, err)
-	}
-	t.Skipf("%s not available: %v", what, err)
-}
+func TestMain(m *testing.M) { testbroker.Main(m) }
 
-// buildBroker builds cmd/oncelog once per test binary.
-var buildBroker = sync.OnceValues(func() (string, error) {
-	dir, err := os.MkdirTemp("", "groupcompat-")
-	if err != nil {
-		return "", err
-	}
-	bin := filepath.Join(dir, "oncelog")
-	out, err := exec.Command("go", "build", "-o", bin, "github.com/oncelog/oncelog/cmd/oncelog").CombinedOutput()
-	if err != nil {
-		return "", fmt.Errorf("go build: %v\n%s", err, out)
-	}
-	return bin, nil
-})
-
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().String()
-}
-
-// startBroker runs `oncelog serve` on a free loopback port with a fresh data
-// directory, waits for "listening on", and stops it (SIGTERM, then SIGKILL)
-// when the test ends. It returns the address.
+// startBroker runs `oncelog serve` with no initial rebalance delay on a
+// fresh data directory until the test ends, and returns its address.
 func startBroker(t *testing.T) string {
 	t.Helper()
-	bin, err := buildBroker()
-	if err != nil {
-		t.Fatal(err)
-	}
-	dir, addr := t.TempDir(), freeAddr(t)
-	cfg := filepath.Join(dir, "broker.conf")
-	if err := os.WriteFile(cfg, []byte("group.initial.rebalance.delay.ms=0\n"), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	cmd := exec.Command(bin, "serve", "--listen", addr, "--data-dir", filepath.Join(dir, "data"), "--config", cfg)
-	p := startProc(t, "broker", cmd)
-	if !p.waitLine(30*time.Second, "listening on "+addr) {
-		t.Fatalf("broker did not listen on %s; output:\n%s", addr, p.output())
-	}
-	t.Cleanup(func() {
-		if t.Failed() {
-			t.Logf("broker output:\n%s", p.output())
-		}
-	})
-	return addr
+	return testbroker.Start(t, testbroker.Options{Settings: map[string]string{"group.initial.rebalance.delay.ms": "0"}}).Addr
 }
 
 // proc is a child process whose output lines are collected.
@@ -161,18 +106,6 @@ func (p *proc) snapshot() []string {
 }
 
 func (p *proc) output() string { return strings.Join(p.snapshot(), "\n") }
-
-// waitLine waits until a line contains s.
-func (p *proc) waitLine(d time.Duration, s string) bool {
-	return p.waitFor(d, func(lines []string) bool {
-		for _, l := range lines {
-			if strings.Contains(l, s) {
-				return true
-			}
-		}
-		return false
-	})
-}
 
 // waitFor waits up to d until cond holds for the lines so far; it gives up
 // early when the process has exited and cond still fails.

@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/oncelog/oncelog/internal/testbroker"
 )
 
 // runKcatGroup consumes n records of topic as a member of group with kcat
@@ -44,7 +46,7 @@ func runKcatGroup(t *testing.T, ctx context.Context, addr, group, topic string, 
 // group resumes there and consumes only the records written since.
 func TestKcatGroupCommits(t *testing.T) {
 	_, err := exec.LookPath("kcat")
-	need(t, "kcat", err)
+	testbroker.Require(t, "kcat", err)
 	addr := startBroker(t)
 	ctx := testCtx(t, 100*time.Second)
 	const topic, group, partitions = "kcat-group", "kcat-g1", int32(3)

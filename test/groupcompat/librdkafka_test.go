@@ -8,11 +8,9 @@ import (
 	"strings"
 	"testing"
 	"time"
-)
 
-// pythonWithKafka is the interpreter with Debian's python3-confluent-kafka;
-// the python3 first on PATH may be another one.
-const pythonWithKafka = "/usr/bin/python3"
+	"github.com/oncelog/oncelog/internal/testbroker"
+)
 
 // event is one JSON line of testdata/group_consumer.py.
 type event struct {
@@ -86,8 +84,7 @@ func (v consumerView) total() int {
 // SIGKILLed mid-stream; after its session (6s) expires the survivor takes
 // its partitions over and resumes at the offsets committed when it died.
 func TestLibrdkafkaGroupTakeover(t *testing.T) {
-	need(t, "python3-confluent-kafka ("+pythonWithKafka+")",
-		exec.Command(pythonWithKafka, "-c", "import confluent_kafka").Run())
+	py := testbroker.Python(t)
 	addr := startBroker(t)
 	ctx := testCtx(t, 100*time.Second)
 	const topic, group, partitions, perPartition = "rdk-takeover", "rdk-group", int32(6), 100
@@ -99,7 +96,7 @@ func TestLibrdkafkaGroupTakeover(t *testing.T) {
 	member := func(name string) *proc {
 		// 20ms per record: 600 records take 12s, time enough to kill one
 		// consumer in the middle.
-		return startProc(t, name, exec.Command(pythonWithKafka, script, addr, group, topic, "5", "20"))
+		return startProc(t, name, exec.Command(py, script, addr, group, topic, "5", "20"))
 	}
 	logOnFailure := func(ps ...*proc) {
 		t.Cleanup(func() {

@@ -32,6 +32,7 @@ import (
 type copyRun struct {
 	e                  *env
 	in, out, group     string
+	inID               [16]byte // the input topic's id, for TxnOffsetCommit v6+
 	txnPrefix          string
 	inCount            map[int32]int64 // records per input partition
 	pause              time.Duration   // between two transactions of one copier
@@ -61,6 +62,9 @@ func runCopy(ctx context.Context, e *env) (*Result, error) {
 		inCount:   map[int32]int64{},
 	}
 	if err := e.createTopics(ctx, c.in, c.out); err != nil {
+		return nil, err
+	}
+	if err := c.lookupInputID(ctx); err != nil {
 		return nil, err
 	}
 	e.mu.Lock()
@@ -148,6 +152,20 @@ func runCopy(ctx context.Context, e *env) (*Result, error) {
 	res.Stats["txns.committed"] = int(c.txnOK.Load())
 	res.Stats["txns.tried"] = int(c.txnAttempts.Load())
 	return res, nil
+}
+
+func (c *copyRun) lookupInputID(ctx context.Context) error {
+	cl, err := c.e.direct()
+	if err != nil {
+		return err
+	}
+	defer cl.Close()
+	details, err := kadm.NewClient(cl).ListTopics(ctx, c.in)
+	if err != nil {
+		return fmt.Errorf("metadata of %s: %w", c.in, err)
+	}
+	c.inID = details[c.in].ID
+	return nil
 }
 
 // seed produces values 1..N with an idempotent producer and returns where
@@ -355,14 +373,21 @@ func (c *copyRun) partitionCopier(ctx context.Context, p int32, ks *killSwitch) 
 	var next int64
 	for {
 		offs, err := adm.FetchOffsetsForTopics(kadm.RequireStable(ctx), c.group, c.in)
+		if errors.Is(err, kerr.GroupIDNotFound) {
+			break // kfake's answer before the first commit; a wrong one would show as duplicates
+		}
 		if err == nil {
-			if o, ok := offs.Lookup(c.in, p); ok && o.Err == nil {
+			o, ok := offs.Lookup(c.in, p)
+			if !ok {
+				break // nothing committed yet: start at 0
+			}
+			if o.Err == nil {
 				next = max(o.At, 0)
 				break
-			} else if ok && o.Err != nil {
-				err = o.Err
 			}
+			err = o.Err
 		}
+		c.e.logf("copier-%d: fetching committed offsets: %v", p, err)
 		if ctx.Err() != nil {
 			return ctx.Err()
 		}
@@ -452,7 +477,7 @@ func (c *copyRun) copyTxn(ctx context.Context, cl *kgo.Client, txnID string, p i
 		req.TransactionalID, req.Group, req.ProducerID, req.ProducerEpoch = txnID, c.group, id, epoch
 		req.Generation, req.MemberID = -1, ""
 		t := kmsg.NewTxnOffsetCommitRequestTopic()
-		t.Topic = c.in
+		t.Topic, t.TopicID = c.in, c.inID
 		tp := kmsg.NewTxnOffsetCommitRequestTopicPartition()
 		tp.Partition, tp.Offset, tp.LeaderEpoch = p, next, -1
 		t.Partitions = append(t.Partitions, tp)

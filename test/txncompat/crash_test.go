@@ -78,12 +78,12 @@ func TestBrokerKilledInCommitPath(t *testing.T) {
 		name := tc.failpoint + map[bool]string{true: "/commit", false: "/abort"}[tc.commit] + map[bool]string{true: "/retry"}[tc.retry]
 		t.Run(name, func(t *testing.T) {
 			b := newBroker(t)
-			b.start("ONCELOG_FAILPOINTS=" + tc.failpoint)
+			b.Start("ONCELOG_FAILPOINTS=" + tc.failpoint)
 			for topic, n := range crashTopics {
-				createTopic(t, b.addr, topic, n)
+				createTopic(t, b.Addr, topic, n)
 			}
 			txnID := "crash-" + strings.ReplaceAll(name, "/", "-")
-			cl, err := kgo.NewClient(kgo.SeedBrokers(b.addr), kgo.TransactionalID(txnID),
+			cl, err := kgo.NewClient(kgo.SeedBrokers(b.Addr), kgo.TransactionalID(txnID),
 				kgo.RecordPartitioner(kgo.ManualPartitioner()), kgo.RetryTimeout(map[bool]time.Duration{true: 15 * time.Second, false: 3 * time.Second}[tc.retry]))
 			if err != nil {
 				t.Fatal(err)
@@ -101,24 +101,24 @@ func TestBrokerKilledInCommitPath(t *testing.T) {
 				defer cancel()
 				ended <- cl.EndTransaction(endCtx, kgo.TransactionEndTry(tc.commit))
 			}()
-			if !b.cur.waitExit(10 * time.Second) {
+			if _, exited := b.WaitExit(10 * time.Second); !exited {
 				t.Fatalf("the broker did not die at %s", tc.failpoint)
 			}
-			if !b.cur.waitLine(0, "failpoint "+tc.failpoint+" hit") {
+			if !strings.Contains(b.Output(), "failpoint "+tc.failpoint+" hit") {
 				t.Fatalf("the broker exited, but not at failpoint %s", tc.failpoint)
 			}
 			if tc.retry {
-				b.start()
+				b.Start()
 				if err := <-ended; err != nil {
 					t.Fatalf("EndTransaction retried across the restart: %v; want success, the transaction was prepared", err)
 				}
 			} else {
 				t.Logf("EndTransaction while the broker is down: %v", <-ended)
-				b.start()
+				b.Start()
 			}
 			go cl.Close() // it may wait for the dead broker; nothing depends on it
 
-			got := visible(t, b.addr)
+			got := visible(t, b.Addr)
 			switch {
 			case got["first"] != 0 && got["first"] != want:
 				t.Fatalf("torn transaction: %d of its %d records are visible to read_committed", got["first"], want)
@@ -129,7 +129,7 @@ func TestBrokerKilledInCommitPath(t *testing.T) {
 			}
 
 			// The same transactional id goes on.
-			cl2 := newClient(t, b.addr, kgo.TransactionalID(txnID), kgo.RecordPartitioner(kgo.ManualPartitioner()))
+			cl2 := newClient(t, b.Addr, kgo.TransactionalID(txnID), kgo.RecordPartitioner(kgo.ManualPartitioner()))
 			if err := cl2.BeginTransaction(); err != nil {
 				t.Fatal(err)
 			}
@@ -139,7 +139,7 @@ func TestBrokerKilledInCommitPath(t *testing.T) {
 			if err := cl2.EndTransaction(ctx, kgo.TryCommit); err != nil {
 				t.Fatalf("commit after restart: %v", err)
 			}
-			after := visible(t, b.addr)
+			after := visible(t, b.Addr)
 			if after["second"] != want || after["first"] != got["first"] {
 				t.Fatalf("after a new transaction: %v, want second=%d and first=%d as before", after, want, got["first"])
 			}

@@ -7,9 +7,8 @@
 // tests then read the outputs read_committed and compare them with what was
 // committed.
 //
-// python3-confluent-kafka is looked up at /usr/bin/python3 (the python3
-// first on PATH may be another interpreter); when it is missing its tests
-// skip, except under CI=true, where they fail.
+// python3-confluent-kafka is looked up as testbroker.Python does; when it
+// is missing its tests skip, except under CI=true, where they fail.
 package txncompat
 
 import (
@@ -19,7 +18,6 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -30,27 +28,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/oncelog/oncelog/internal/testbroker"
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 )
-
-// pythonWithKafka is the interpreter with Debian's python3-confluent-kafka.
-const pythonWithKafka = "/usr/bin/python3"
-
-// needPython skips (or, under CI=true, fails) a test when
-// python3-confluent-kafka is missing, and returns the interpreter.
-func needPython(t *testing.T) string {
-	t.Helper()
-	err := exec.Command(pythonWithKafka, "-c", "import confluent_kafka").Run()
-	if err == nil {
-		return pythonWithKafka
-	}
-	if os.Getenv("CI") == "true" {
-		t.Fatalf("python3-confluent-kafka (%s) is required under CI=true: %v", pythonWithKafka, err)
-	}
-	t.Skipf("python3-confluent-kafka (%s) not available: %v", pythonWithKafka, err)
-	return ""
-}
 
 // script is the absolute path of a file in testdata.
 func script(t *testing.T, name string) string {
@@ -80,102 +61,30 @@ func seed(t *testing.T) uint64 {
 
 func newRand(s uint64) *rand.Rand { return rand.New(rand.NewPCG(s, s^0x9e3779b97f4a7c15)) }
 
-// binaries are built once per test binary: the broker and the copier
-// helper.
-var binaries = sync.OnceValues(func() (map[string]string, error) {
-	dir, err := os.MkdirTemp("", "txncompat-bin-")
-	if err != nil {
-		return nil, err
-	}
-	out := map[string]string{}
-	for name, pkg := range map[string]string{
-		"oncelog": "github.com/oncelog/oncelog/cmd/oncelog",
-		"copier":  "github.com/oncelog/oncelog/test/txncompat/testdata/copier",
-	} {
-		bin := filepath.Join(dir, name)
-		if o, err := exec.Command("go", "build", "-o", bin, pkg).CombinedOutput(); err != nil {
-			return nil, fmt.Errorf("go build %s: %v\n%s", pkg, err, o)
-		}
-		out[name] = bin
-	}
-	return out, nil
-})
+// copierPackage is the helper binary of the session tests.
+const copierPackage = "github.com/oncelog/oncelog/test/txncompat/testdata/copier"
 
-func binary(t *testing.T, name string) string {
-	t.Helper()
-	bins, err := binaries()
-	if err != nil {
-		t.Fatal(err)
-	}
-	return bins[name]
-}
-
-func TestMain(m *testing.M) {
-	code := m.Run()
-	if bins, err := binaries(); err == nil {
-		os.RemoveAll(filepath.Dir(bins["oncelog"]))
-	}
-	os.Exit(code)
-}
-
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().String()
-}
+func TestMain(m *testing.M) { testbroker.Main(m) }
 
 // brokerSettings are the settings every test broker runs with: no initial
 // rebalance delay and short sessions allowed, so that killed group members
 // are noticed within seconds.
-const brokerSettings = "group.initial.rebalance.delay.ms=0\n" +
-	"group.min.session.timeout.ms=1000\n" +
-	"transaction.max.timeout.ms=60000\n"
-
-// broker is one `oncelog serve` process at a time on a fixed address and
-// data directory; start may be called again after the process is gone.
-type broker struct {
-	t       *testing.T
-	addr    string
-	dataDir string
-	config  string
-	cur     *proc
-	runs    int
+var brokerSettings = map[string]string{
+	"group.initial.rebalance.delay.ms": "0",
+	"group.min.session.timeout.ms":     "1000",
+	"transaction.max.timeout.ms":       "60000",
 }
 
-func newBroker(t *testing.T) *broker {
+// newBroker prepares a broker with the test settings; the test starts it.
+func newBroker(t *testing.T) *testbroker.Broker {
 	t.Helper()
-	dir := t.TempDir()
-	b := &broker{t: t, addr: freeAddr(t), dataDir: filepath.Join(dir, "data"), config: filepath.Join(dir, "broker.conf")}
-	if err := os.WriteFile(b.config, []byte(brokerSettings), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	return b
+	return testbroker.New(t, testbroker.Options{Settings: brokerSettings})
 }
 
 // startBroker starts a broker with the test settings.
-func startBroker(t *testing.T) *broker {
-	b := newBroker(t)
-	b.start()
-	return b
-}
-
-// start runs the broker (with extra environment such as
-// ONCELOG_FAILPOINTS) and waits until it listens.
-func (b *broker) start(env ...string) {
-	b.t.Helper()
-	b.runs++
-	cmd := exec.Command(binary(b.t, "oncelog"), "serve", "--listen", b.addr, "--data-dir", b.dataDir, "--config", b.config)
-	cmd.Env = append(os.Environ(), env...)
-	p := startProc(b.t, fmt.Sprintf("broker#%d", b.runs), cmd)
-	b.cur = p
-	if !p.waitLine(30*time.Second, "listening on "+b.addr) {
-		b.t.Fatalf("broker did not listen on %s; output:\n%s", b.addr, p.output())
-	}
-	p.logOnFailure(b.t)
+func startBroker(t *testing.T) *testbroker.Broker {
+	t.Helper()
+	return testbroker.Start(t, testbroker.Options{Settings: brokerSettings})
 }
 
 // proc is a child process whose output lines (stdout and stderr) are
@@ -273,17 +182,6 @@ func (p *proc) logOnFailure(t *testing.T) {
 			}
 			t.Logf("%s output:\n%s", p.name, strings.Join(out, "\n"))
 		}
-	})
-}
-
-func (p *proc) waitLine(d time.Duration, s string) bool {
-	return p.waitFor(d, func(lines []string) bool {
-		for _, l := range lines {
-			if strings.Contains(l, s) {
-				return true
-			}
-		}
-		return false
 	})
 }
 

@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/oncelog/oncelog/internal/testbroker"
 	"github.com/twmb/franz-go/pkg/kgo"
 )
 
@@ -46,14 +47,14 @@ func pyRead(t *testing.T, py, addr, topic, isolation string) map[int32][]string 
 // the committed records, in produce order per partition; read_uncommitted
 // consumers see both transactions' records.
 func TestLibrdkafkaCommitAndAbort(t *testing.T) {
-	py := needPython(t)
+	py := testbroker.Python(t)
 	b := startBroker(t)
 	const partitions, perPartition = 3, 40
 	topics := []string{"rdk-basic-a", "rdk-basic-b"}
 	for _, tp := range topics {
-		createTopic(t, b.addr, tp, partitions)
+		createTopic(t, b.Addr, tp, partitions)
 	}
-	args := append([]string{script(t, "txn_basic.py"), b.addr, "rdk-basic", fmt.Sprint(partitions), fmt.Sprint(perPartition)}, topics...)
+	args := append([]string{script(t, "txn_basic.py"), b.Addr, "rdk-basic", fmt.Sprint(partitions), fmt.Sprint(perPartition)}, topics...)
 	p := startProc(t, "txn_basic", exec.Command(py, args...))
 	p.logOnFailure(t)
 	if !p.waitExit(60 * time.Second) {
@@ -92,10 +93,10 @@ func TestLibrdkafkaCommitAndAbort(t *testing.T) {
 				t.Errorf("%s of %s: got %s, want %s", who, topic, summary(got), summary(want))
 			}
 		}
-		check("franz-go read_committed", values(readTopic(t, b.addr, topic, true, 30*time.Second)), want("commit"))
-		check("franz-go read_uncommitted", values(readTopic(t, b.addr, topic, false, 30*time.Second)), want("commit", "abort"))
-		check("librdkafka read_committed", pyRead(t, py, b.addr, topic, "read_committed"), want("commit"))
-		check("librdkafka read_uncommitted", pyRead(t, py, b.addr, topic, "read_uncommitted"), want("commit", "abort"))
+		check("franz-go read_committed", values(readTopic(t, b.Addr, topic, true, 30*time.Second)), want("commit"))
+		check("franz-go read_uncommitted", values(readTopic(t, b.Addr, topic, false, 30*time.Second)), want("commit", "abort"))
+		check("librdkafka read_committed", pyRead(t, py, b.Addr, topic, "read_committed"), want("commit"))
+		check("librdkafka read_uncommitted", pyRead(t, py, b.Addr, topic, "read_uncommitted"), want("commit", "abort"))
 	}
 }
 
@@ -125,14 +126,14 @@ func summary(m map[int32][]string) string {
 // partition, and so did a read_committed consumer tailing the output all
 // along.
 func TestLibrdkafkaCopierKilled(t *testing.T) {
-	py := needPython(t)
+	py := testbroker.Python(t)
 	r := newRand(seed(t))
 	b := startBroker(t)
 	const in, out, group, txnID, partitions, perPartition, kills = "rdk-rpw-in", "rdk-rpw-out", "rdk-rpw", "rdk-rpw-copier", 3, 1700, 6
-	createTopic(t, b.addr, in, partitions)
-	createTopic(t, b.addr, out, partitions)
-	want := produceSeeded(t, b.addr, in, partitions, perPartition, r)
-	stopTail := tail(t, b.addr, out, partitions)
+	createTopic(t, b.Addr, in, partitions)
+	createTopic(t, b.Addr, out, partitions)
+	want := produceSeeded(t, b.Addr, in, partitions, perPartition, r)
+	stopTail := tail(t, b.Addr, out, partitions)
 
 	// pos is the highest committed position per partition over the runs
 	// so far; a copier reports -1001 for a partition it read nothing of.
@@ -175,7 +176,7 @@ func TestLibrdkafkaCopierKilled(t *testing.T) {
 	var aborted int
 	for run := 0; ; run++ {
 		c := startProc(t, fmt.Sprintf("copier#%d", run), exec.Command(py, script(t, "rpw_copier.py"),
-			b.addr, group, in, out, txnID, "25", "40"))
+			b.Addr, group, in, out, txnID, "25", "40"))
 		c.logOnFailure(t)
 		if run == kills {
 			if !c.waitFor(time.Until(deadline), finished) {
@@ -201,7 +202,7 @@ func TestLibrdkafkaCopierKilled(t *testing.T) {
 			}
 		}
 	}
-	got := values(readTopic(t, b.addr, out, true, 30*time.Second))
+	got := values(readTopic(t, b.Addr, out, true, 30*time.Second))
 	if d := diffMultisets(multiset(flatten(want)), multiset(flatten(got))); d != "" {
 		t.Fatalf("output of %s read_committed: %s", out, d)
 	}
@@ -215,7 +216,7 @@ func TestLibrdkafkaCopierKilled(t *testing.T) {
 		t.Errorf("the concurrent read_committed consumer saw %s (%s); want the input %s",
 			summary(tailed), diffMultisets(multiset(flatten(want)), multiset(flatten(tailed))), summary(want))
 	}
-	hw := endOffsets(t, b.addr, out, false)
+	hw := endOffsets(t, b.Addr, out, false)
 	var total int64
 	for _, h := range hw {
 		total += h
@@ -251,11 +252,11 @@ var fencedCodes = []int{-144, 47, 90}
 // records, early or late, is visible to read_committed; the second
 // producer's transaction commits and is.
 func TestLibrdkafkaFencing(t *testing.T) {
-	py := needPython(t)
+	py := testbroker.Python(t)
 	b := startBroker(t)
 	const topic, partitions = "rdk-fence", 3
-	createTopic(t, b.addr, topic, partitions)
-	p := startProc(t, "fence", exec.Command(py, script(t, "fence.py"), b.addr, "rdk-fence", topic, fmt.Sprint(partitions)))
+	createTopic(t, b.Addr, topic, partitions)
+	p := startProc(t, "fence", exec.Command(py, script(t, "fence.py"), b.Addr, "rdk-fence", topic, fmt.Sprint(partitions)))
 	p.logOnFailure(t)
 	evs := pyEvents(t, p, 90*time.Second)
 	var commitFailed, fresh bool
@@ -278,7 +279,7 @@ func TestLibrdkafkaFencing(t *testing.T) {
 	if !commitFailed || !fresh {
 		t.Fatalf("fence.py did not run to the end (commit failed %v, second committed %v)", commitFailed, fresh)
 	}
-	got := values(readTopic(t, b.addr, topic, true, 30*time.Second))
+	got := values(readTopic(t, b.Addr, topic, true, 30*time.Second))
 	for part := range int32(partitions) {
 		var want []string
 		for i := range 10 {
@@ -289,7 +290,7 @@ func TestLibrdkafkaFencing(t *testing.T) {
 		}
 	}
 	// The zombie's first records are in the log (and were aborted).
-	all := multiset(flatten(values(readTopic(t, b.addr, topic, false, 30*time.Second))))
+	all := multiset(flatten(values(readTopic(t, b.Addr, topic, false, 30*time.Second))))
 	if all["zombie/0/0"] != 1 {
 		t.Errorf("read_uncommitted does not hold the fenced producer's first records once: %d", all["zombie/0/0"])
 	}
@@ -330,13 +331,13 @@ func commitWithFranz(t *testing.T, addr, txnID, topic, kind string, partitions i
 // aborts the expired transaction the consumer moves on to the later
 // records and never sees the hung ones; the resumed producer cannot commit.
 func TestLibrdkafkaTransactionTimeout(t *testing.T) {
-	py := needPython(t)
+	py := testbroker.Python(t)
 	b := startBroker(t)
 	const topic, partitions, timeout = "rdk-hang", 2, 4 * time.Second
-	createTopic(t, b.addr, topic, partitions)
-	before := produceSeeded(t, b.addr, topic, partitions, 5, newRand(1))
+	createTopic(t, b.Addr, topic, partitions)
+	before := produceSeeded(t, b.Addr, topic, partitions, 5, newRand(1))
 
-	cmd := exec.Command(py, script(t, "hang.py"), b.addr, "rdk-hang", topic, fmt.Sprint(partitions), fmt.Sprint(timeout.Milliseconds()))
+	cmd := exec.Command(py, script(t, "hang.py"), b.Addr, "rdk-hang", topic, fmt.Sprint(partitions), fmt.Sprint(timeout.Milliseconds()))
 	stdin, err := cmd.StdinPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -350,11 +351,11 @@ func TestLibrdkafkaTransactionTimeout(t *testing.T) {
 	if err := h.cmd.Process.Signal(syscall.SIGSTOP); err != nil {
 		t.Fatal(err)
 	}
-	commitWithFranz(t, b.addr, "rdk-hang-later", topic, "later", partitions, 5)
+	commitWithFranz(t, b.Addr, "rdk-hang-later", topic, "later", partitions, 5)
 
 	// Held at the LSO: the hung transaction starts at offset 5 of each
 	// partition.
-	lso, hw := endOffsets(t, b.addr, topic, true), endOffsets(t, b.addr, topic, false)
+	lso, hw := endOffsets(t, b.Addr, topic, true), endOffsets(t, b.Addr, topic, false)
 	for p := range int32(partitions) {
 		if lso[p] != 5 || hw[p] <= 5 {
 			t.Errorf("partition %d while the transaction hangs: LSO %d, high watermark %d; want LSO 5 below the high watermark", p, lso[p], hw[p])
@@ -364,7 +365,7 @@ func TestLibrdkafkaTransactionTimeout(t *testing.T) {
 	for p := range int32(partitions) {
 		parts[p] = kgo.NewOffset().At(0)
 	}
-	cl := newClient(t, b.addr, kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{topic: parts}),
+	cl := newClient(t, b.Addr, kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{topic: parts}),
 		kgo.FetchIsolationLevel(kgo.ReadCommitted()), kgo.FetchMaxWait(200*time.Millisecond))
 	seen := map[int32][]string{}
 	var laterAt time.Time
@@ -407,7 +408,7 @@ func TestLibrdkafkaTransactionTimeout(t *testing.T) {
 		}
 	}
 	if laterAt.IsZero() {
-		t.Fatalf("read_committed never moved past the hung transaction (LSO %v)", endOffsets(t, b.addr, topic, true))
+		t.Fatalf("read_committed never moved past the hung transaction (LSO %v)", endOffsets(t, b.Addr, topic, true))
 	}
 	t.Logf("later records visible %v after the hung transaction opened (timeout %v)", laterAt.Sub(opened).Round(time.Millisecond), timeout)
 	if laterAt.Sub(opened) < timeout-500*time.Millisecond {
@@ -428,7 +429,7 @@ func TestLibrdkafkaTransactionTimeout(t *testing.T) {
 			t.Logf("timed-out producer's commit: %s (code %d, fatal %v)", e.Err, e.Code, e.Fatal)
 		}
 	}
-	final := values(readTopic(t, b.addr, topic, true, 30*time.Second))
+	final := values(readTopic(t, b.Addr, topic, true, 30*time.Second))
 	for p, vs := range final {
 		for _, v := range vs {
 			if strings.HasPrefix(v, "hung/") {

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/oncelog/oncelog/internal/testbroker"
 	"github.com/twmb/franz-go/pkg/kadm"
 )
 
@@ -26,23 +27,23 @@ func TestGroupTransactSessionCopiersKilled(t *testing.T) {
 	r := newRand(seed(t))
 	b := startBroker(t)
 	const in, out, group, partitions, perPartition, copiers, kills = "gts-in", "gts-out", "gts", 6, 1000, 3, 5
-	createTopic(t, b.addr, in, partitions)
-	createTopic(t, b.addr, out, partitions)
-	want := produceSeeded(t, b.addr, in, partitions, perPartition, r)
+	createTopic(t, b.Addr, in, partitions)
+	createTopic(t, b.Addr, out, partitions)
+	want := produceSeeded(t, b.Addr, in, partitions, perPartition, r)
 	ctx := testCtx(t, 110*time.Second)
 	// A read_committed consumer of the output all along, as in Kafka's
 	// transactions system test: it must never see an aborted or
 	// duplicated copy either.
-	stopTail := tail(t, b.addr, out, partitions)
+	stopTail := tail(t, b.Addr, out, partitions)
 
-	bin := binary(t, "copier")
+	bin := testbroker.Build(t, copierPackage)
 	runs := make([]int, copiers)
 	procs := make([]*proc, copiers)
 	var all []*proc // every copier process, the killed ones too
 	start := func(i int) {
 		runs[i]++
 		p := startProc(t, fmt.Sprintf("copier%d#%d", i, runs[i]), exec.Command(bin,
-			"-brokers", b.addr, "-group", group, "-in", in, "-out", out,
+			"-brokers", b.Addr, "-group", group, "-in", in, "-out", out,
 			"-txn-id", fmt.Sprint("gts-copier-", i), "-max-records", "20", "-pause", "60ms"))
 		p.logOnFailure(t)
 		procs[i] = p
@@ -60,7 +61,7 @@ func TestGroupTransactSessionCopiersKilled(t *testing.T) {
 		t.Fatalf("%s committed nothing", procs[0].name)
 	}
 
-	cl := newClient(t, b.addr)
+	cl := newClient(t, b.Addr)
 	adm := kadm.NewClient(cl)
 	progress := func() (int64, bool) {
 		resp, err := adm.FetchOffsets(ctx, group)
@@ -118,7 +119,7 @@ func TestGroupTransactSessionCopiersKilled(t *testing.T) {
 		p.waitExit(20 * time.Second)
 	}
 
-	got := values(readTopic(t, b.addr, out, true, 30*time.Second))
+	got := values(readTopic(t, b.Addr, out, true, 30*time.Second))
 	if d := diffMultisets(multiset(flatten(want)), multiset(flatten(got))); d != "" {
 		t.Fatalf("output of %s read_committed: %s", out, d)
 	}

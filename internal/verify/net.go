@@ -18,9 +18,10 @@ type network struct {
 	seed     uint64
 	useProxy bool
 
-	// mu protects proxies.
+	// mu protects proxies and faults.
 	mu      sync.Mutex
 	proxies map[string]*faultproxy.Proxy // broker address -> its proxy
+	faults  faultproxy.Faults            // what every proxy does now
 }
 
 func newNetwork(seed uint64, useProxy bool) *network {
@@ -38,6 +39,7 @@ func (n *network) proxyFor(addr string) (*faultproxy.Proxy, error) {
 	if err != nil {
 		return nil, err
 	}
+	p.SetFaults(n.faults)
 	n.proxies[addr] = p
 	return p, nil
 }
@@ -54,7 +56,10 @@ func (n *network) all() []*faultproxy.Proxy {
 
 // setFaults switches every proxy's faults, and those started later.
 func (n *network) setFaults(f faultproxy.Faults) {
-	for _, p := range n.all() {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	n.faults = f
+	for _, p := range n.proxies {
 		p.SetFaults(f)
 	}
 }

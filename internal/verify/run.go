@@ -292,6 +292,7 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	if cfg.Mode != "partition" && cfg.Mode != "group" {
 		return nil, fmt.Errorf("mode %q: want partition or group", cfg.Mode)
 	}
+	parent := ctx
 	ctx, cancel := context.WithTimeout(ctx, cfg.Timeout)
 	defer cancel()
 
@@ -384,6 +385,11 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	<-pdone
 	if err != nil {
 		return nil, err
+	}
+	if parent.Err() != nil {
+		// Interrupted (SIGINT, SIGTERM): what the checks would say about a
+		// half-finished run means nothing.
+		return nil, fmt.Errorf("interrupted after %v: %w", time.Since(rep.Started).Round(time.Second), parent.Err())
 	}
 	rep.Elapsed = time.Since(rep.Started).Round(time.Millisecond).String()
 	rep.Checks = res.Checks

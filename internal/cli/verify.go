@@ -63,6 +63,11 @@ not finish, 2 on a usage error.`,
 			}
 			if !cfg.Spawn {
 				cfg.Brokers = c.seeds()
+				for _, f := range cfg.Faults {
+					if f == verify.FaultHard || f == verify.FaultClean || f == verify.FaultPause {
+						return usagef("--faults %s needs --spawn (a broker verify starts itself)", f)
+					}
+				}
 			}
 			cfg.Progress = e.stderr
 			if *verbose {

@@ -5,39 +5,25 @@ package test
 // after SIGKILL of the real `oncelog serve` process.
 
 import (
-	"bufio"
 	"context"
 	"fmt"
-	"net"
-	"os"
-	"os/exec"
-	"path/filepath"
-	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/oncelog/oncelog/embed"
+	"github.com/oncelog/oncelog/internal/testbroker"
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
 )
 
-var groupRestartSettings = map[string]string{"group.initial.rebalance.delay.ms": "0"}
+// TestMain removes the oncelog binary testbroker builds for the SIGKILL
+// tests.
+func TestMain(m *testing.M) { testbroker.Main(m) }
 
-// restartFreeAddr returns a loopback address nobody listens on, so that a
-// broker can be restarted on the address its clients know.
-func restartFreeAddr(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().String()
-}
+var groupRestartSettings = map[string]string{"group.initial.rebalance.delay.ms": "0"}
 
 func startEmbedAt(t *testing.T, dir, addr string) *embed.Broker {
 	t.Helper()
@@ -128,7 +114,7 @@ func fetchCommitted(t *testing.T, ctx context.Context, adm *kadm.Client, group, 
 // acknowledged commit of every partition, and DescribeGroups still shows
 // the Stable group with its member, which goes on heartbeating.
 func TestGroupOffsetsSurviveRestart(t *testing.T) {
-	dir, addr := t.TempDir(), restartFreeAddr(t)
+	dir, addr := t.TempDir(), testbroker.FreeAddr(t)
 	b := startEmbedAt(t, dir, addr)
 	t.Cleanup(func() { b.Close() })
 	ctx := testCtx(t)
@@ -298,7 +284,7 @@ func TestGroupOffsetFetchNeverCommitted(t *testing.T) {
 //     (the rebuilt group mapped ib to the old id), a fatal error for a
 //     static member. Now the replacement is persisted before the answer.
 func TestGroupStaticReplacementSurvivesRestart(t *testing.T) {
-	dir, addr := t.TempDir(), restartFreeAddr(t)
+	dir, addr := t.TempDir(), testbroker.FreeAddr(t)
 	b := startEmbedAt(t, dir, addr)
 	t.Cleanup(func() { b.Close() })
 	ctx := testCtx(t)
@@ -406,82 +392,6 @@ func TestGroupStaticReplacementSurvivesRestart(t *testing.T) {
 	}
 }
 
-// oncelogBin builds the broker binary once per test binary.
-var oncelogBin = sync.OnceValues(func() (string, error) {
-	dir, err := os.MkdirTemp("", "oncelog-bin-")
-	if err != nil {
-		return "", err
-	}
-	bin := filepath.Join(dir, "oncelog")
-	out, err := exec.Command("go", "build", "-o", bin, "github.com/oncelog/oncelog/cmd/oncelog").CombinedOutput()
-	if err != nil {
-		return "", fmt.Errorf("go build: %v\n%s", err, out)
-	}
-	return bin, nil
-})
-
-// serveProc starts `oncelog serve` on addr and dir and waits until it
-// listens. The returned function SIGKILLs it and waits for it to exit.
-func serveProc(t *testing.T, dir, addr string) (kill func()) {
-	t.Helper()
-	bin, err := oncelogBin()
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg := filepath.Join(dir, "..", filepath.Base(dir)+".conf")
-	if err := os.WriteFile(cfg, []byte("group.initial.rebalance.delay.ms=0\n"), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	cmd := exec.Command(bin, "serve", "--listen", addr, "--data-dir", dir, "--config", cfg)
-	stderr, err := cmd.StderrPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	cmd.Stdout = cmd.Stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	exited := make(chan struct{})
-	ready := make(chan struct{})
-	var logMu sync.Mutex
-	var logs strings.Builder
-	go func() {
-		sc := bufio.NewScanner(stderr)
-		readyOnce := sync.OnceFunc(func() { close(ready) })
-		for sc.Scan() {
-			logMu.Lock()
-			logs.WriteString(sc.Text() + "\n")
-			logMu.Unlock()
-			if strings.Contains(sc.Text(), "listening on "+addr) {
-				readyOnce()
-			}
-		}
-		cmd.Wait()
-		close(exited)
-	}()
-	killed := false
-	kill = func() {
-		if killed {
-			return
-		}
-		killed = true
-		cmd.Process.Signal(syscall.SIGKILL)
-		<-exited
-	}
-	t.Cleanup(kill)
-	select {
-	case <-ready:
-	case <-exited:
-		logMu.Lock()
-		defer logMu.Unlock()
-		t.Fatalf("oncelog serve exited before listening:\n%s", logs.String())
-	case <-time.After(30 * time.Second):
-		kill()
-		t.Fatal("oncelog serve did not listen within 30s")
-	}
-	return kill
-}
-
 // TestGroupOffsetsSurviveSIGKILL commits offsets with kadm from eight
 // goroutines, one partition each, against the real broker process, and
 // SIGKILLs it twice:
@@ -495,8 +405,8 @@ func serveProc(t *testing.T, dir, addr string) (kill func()) {
 // A group with a live member is described after each restart: its
 // metadata survives.
 func TestGroupOffsetsSurviveSIGKILL(t *testing.T) {
-	dir, addr := filepath.Join(t.TempDir(), "data"), restartFreeAddr(t)
-	kill := serveProc(t, dir, addr)
+	bp := testbroker.Start(t, testbroker.Options{Settings: groupRestartSettings})
+	addr := bp.Addr
 	ctx := testCtx(t)
 	_, adm := restartClient(t, addr, kgo.RetryTimeout(20*time.Second))
 	const topic, partitions = "kill-offsets", int32(8)
@@ -546,8 +456,8 @@ func TestGroupOffsetsSurviveSIGKILL(t *testing.T) {
 
 	// 1. Quiet kill.
 	run(nil, 30).Wait()
-	kill()
-	kill = serveProc(t, dir, addr)
+	bp.Kill()
+	bp.Start()
 	got := fetchCommitted(t, ctx, adm, "killed", topic, partitions)
 	for p := range partitions {
 		if want := com.acked[p]; got[p].At != want {
@@ -560,7 +470,7 @@ func TestGroupOffsetsSurviveSIGKILL(t *testing.T) {
 	stop := make(chan struct{})
 	wg := run(stop, 0)
 	time.Sleep(500 * time.Millisecond)
-	kill()
+	bp.Kill()
 	close(stop)
 	wg.Wait()
 	com.mu.Lock()
@@ -569,7 +479,7 @@ func TestGroupOffsetsSurviveSIGKILL(t *testing.T) {
 		acked[p], sent[p] = com.acked[p], com.sent[p]
 	}
 	com.mu.Unlock()
-	serveProc(t, dir, addr)
+	bp.Start()
 	got = fetchCommitted(t, ctx, adm, "killed", topic, partitions)
 	for p := range partitions {
 		if o := got[p].At; o != acked[p] && o != sent[p] {

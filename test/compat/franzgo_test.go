@@ -11,6 +11,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/oncelog/oncelog/internal/testbroker"
 )
 
 // franzGoPackage is franz-go's client package, whose integration tests run
@@ -62,7 +64,7 @@ func TestFranzGoSuite(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 12*time.Minute)
 	defer cancel()
 	run := "^(" + strings.Join(names, "|") + ")$"
-	cmd := exec.CommandContext(ctx, goTool(), "test", franzGoPackage,
+	cmd := exec.CommandContext(ctx, testbroker.GoTool(), "test", franzGoPackage,
 		"-run", run, "-count=1", "-v", "-timeout=10m")
 	cmd.Dir = ".." // inside this module, so go.mod picks franz-go's version
 	cmd.Env = append(os.Environ(),

@@ -9,6 +9,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/oncelog/oncelog/internal/testbroker"
 )
 
 // kcat runs kcat with args and stdin, failing the test on a non-zero exit,
@@ -16,9 +18,7 @@ import (
 func kcat(t *testing.T, stdin string, args ...string) string {
 	t.Helper()
 	path, err := exec.LookPath("kcat")
-	if err != nil {
-		requireTool(t, "kcat not found")
-	}
+	testbroker.Require(t, "kcat", err)
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, path, args...)

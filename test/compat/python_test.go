@@ -4,37 +4,15 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
-)
 
-// confluentPython returns a python3 that can import confluent_kafka.
-//
-// NB: Debian's python3-confluent-kafka is installed for Debian's own
-// /usr/bin/python3, and another python3 (pyenv, a virtualenv) is often first
-// on PATH, so /usr/bin/python3 is tried before the PATH's.
-func confluentPython(t *testing.T) string {
-	t.Helper()
-	candidates := []string{"/usr/bin/python3"}
-	if p, err := exec.LookPath("python3"); err == nil {
-		candidates = append(candidates, p)
-	}
-	for _, py := range candidates {
-		if _, err := os.Stat(py); err != nil {
-			continue
-		}
-		if exec.Command(py, "-c", "import confluent_kafka").Run() == nil {
-			return py
-		}
-	}
-	requireTool(t, "no python3 that can import confluent_kafka (tried "+strings.Join(candidates, ", ")+"); Debian's package is python3-confluent-kafka")
-	return ""
-}
+	"github.com/oncelog/oncelog/internal/testbroker"
+)
 
 // roundTripSummary is the JSON line testdata/idempotent_roundtrip.py prints.
 type roundTripSummary struct {
@@ -61,7 +39,7 @@ type roundTripSummary struct {
 // them back by partition assignment: exactly once each, in delivery-report
 // offset order per partition.
 func TestConfluentKafkaIdempotentRoundTrip(t *testing.T) {
-	py := confluentPython(t)
+	py := testbroker.Python(t)
 	b := startBroker(t, nil)
 	const (
 		topic      = "confluent-idem"

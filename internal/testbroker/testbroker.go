@@ -461,18 +461,19 @@ func (b *Broker) Restart(env ...string) {
 	b.Start(env...)
 }
 
-// WaitExit waits up to d for the current run to exit on its own and
-// returns its exit status; exited is false if it is still running.
-func (b *Broker) WaitExit(d time.Duration) (err error, exited bool) {
+// WaitExit waits up to d for the current run to exit on its own. exited
+// is false if it is still running; otherwise err is its exit status (nil
+// for 0).
+func (b *Broker) WaitExit(d time.Duration) (exited bool, err error) {
 	r := b.cur()
 	if r == nil {
-		return nil, true
+		return true, nil
 	}
 	select {
 	case <-r.exited:
-		return r.err, true
+		return true, r.err
 	case <-time.After(d):
-		return nil, false
+		return false, nil
 	}
 }
 

@@ -33,7 +33,7 @@ func TestLifecycle(t *testing.T) {
 	}
 	b.Restart()
 	b.Kill()
-	if err, exited := b.WaitExit(time.Second); !exited || err == nil {
+	if exited, err := b.WaitExit(time.Second); !exited || err == nil {
 		t.Fatalf("after Kill: exited %v with %v, want a signal status", exited, err)
 	}
 	b.Start()
@@ -56,7 +56,7 @@ func TestLifecycle(t *testing.T) {
 	if err := bad.TryStart(); err == nil {
 		t.Fatal("started with a file for its data directory")
 	}
-	if err, exited := bad.WaitExit(time.Second); !exited || err == nil {
+	if exited, err := bad.WaitExit(time.Second); !exited || err == nil {
 		t.Fatalf("refused start: exited %v with %v, want a failure status", exited, err)
 	}
 }

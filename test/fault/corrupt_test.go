@@ -232,7 +232,7 @@ func TestCorruptMiddleSegmentRefused(t *testing.T) {
 	if err == nil {
 		t.Fatalf("broker started on a corrupt segment; stderr:\n%s", bp.Output())
 	}
-	exitErr, exited := bp.WaitExit(10 * time.Second)
+	exited, exitErr := bp.WaitExit(10 * time.Second)
 	if !exited {
 		t.Fatalf("broker still running after refusing: %v", err)
 	}

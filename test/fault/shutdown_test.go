@@ -35,7 +35,7 @@ func TestShutdownDuringLongPoll(t *testing.T) {
 
 	start := time.Now()
 	bp.Signal(syscall.SIGTERM)
-	exitErr, exited := bp.WaitExit(20 * time.Second)
+	exited, exitErr := bp.WaitExit(20 * time.Second)
 	took := time.Since(start)
 	if !exited {
 		bp.Kill()

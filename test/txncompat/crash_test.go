@@ -101,7 +101,7 @@ func TestBrokerKilledInCommitPath(t *testing.T) {
 				defer cancel()
 				ended <- cl.EndTransaction(endCtx, kgo.TransactionEndTry(tc.commit))
 			}()
-			if _, exited := b.WaitExit(10 * time.Second); !exited {
+			if exited, _ := b.WaitExit(10 * time.Second); !exited {
 				t.Fatalf("the broker did not die at %s", tc.failpoint)
 			}
 			if !strings.Contains(b.Output(), "failpoint "+tc.failpoint+" hit") {

@@ -317,6 +317,12 @@ func (p *Partition) run() {
 			}
 		}
 		p.appendRound(round)
+		// NB: drop the answered ops: each holds its batch, which aliases
+		// the whole request frame it came in. Kept in round's backing
+		// array, every partition of a many-partition produce request
+		// would pin that frame until its next append (10,000 partitions:
+		// gigabytes of dead frames).
+		clear(round)
 	}
 }
 

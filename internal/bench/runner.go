@@ -388,7 +388,10 @@ func createTopics(ctx context.Context, addr string, topics []string, partitions 
 	}
 	defer cl.Close()
 	adm := kadm.NewClient(cl)
-	ctx, cancel := context.WithTimeout(ctx, 20*time.Second)
+	// NB: a broker that fsyncs every new partition's files and directory
+	// (oncelog) takes milliseconds per partition, so the scale runs with
+	// 10,000 partitions need far more than the 20 s a few topics do.
+	ctx, cancel := context.WithTimeout(ctx, createTopicsTimeout(len(topics)*partitions))
 	defer cancel()
 	resps, err := adm.CreateTopics(ctx, int32(partitions), 1, nil, topics...)
 	if err != nil {
@@ -400,6 +403,11 @@ func createTopics(ctx context.Context, addr string, topics []string, partitions 
 		}
 	}
 	return nil
+}
+
+// createTopicsTimeout bounds topic creation: 20 s plus 20 ms per partition.
+func createTopicsTimeout(partitions int) time.Duration {
+	return 20*time.Second + time.Duration(partitions)*20*time.Millisecond
 }
 
 // BuildSummaries builds the per-scenario summaries from the runs.

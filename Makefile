@@ -5,8 +5,9 @@
 #   make test     the whole suite, with a summary at the end
 #
 # The steps of `make test` are targets of their own too: deps, vet, fmt-check,
-# unit, race, fuzz, compat.
+# unit, race, fuzz, compat, verify.
 
+SHELL     := /bin/bash
 GO        ?= go
 FUZZTIME  ?= 10s
 ARGS      ?=
@@ -15,7 +16,7 @@ RACE_PKGS ?= ./internal/partition/... ./internal/partlog/... ./internal/recordba
              ./internal/server/... ./internal/broker/... ./internal/meta/... ./internal/vfs/... \
              ./embed/... ./test
 
-.PHONY: all build serve test deps vet fmt-check unit race fuzz compat clean
+.PHONY: all build serve test deps vet fmt-check unit race fuzz compat verify clean
 
 all: build
 
@@ -39,9 +40,15 @@ fmt-check:
 	if [ -n "$$out" ]; then echo "gofmt needed on:"; echo "$$out"; exit 1; fi; \
 	echo "gofmt: clean"
 
-# Everything but the compat tests, which have their own step.
+# Everything but the compat and verify tests, which have their own steps.
 unit:
-	$(GO) test -count=1 -timeout 10m $$($(GO) list ./... | grep -v '/test/compat$$')
+	$(GO) test -count=1 -timeout 10m $$($(GO) list ./... | grep -v -e '/test/compat$$' -e '/internal/verify$$')
+
+# oncelog verify's CI-sized runs (copy in both modes, queue) against a
+# spawned broker with every fault kind, plus the checker's own tests; -v so
+# the reports (faults injected, records checked, violations) are in the log.
+verify:
+	$(GO) test -count=1 -timeout 10m -v ./internal/verify/ 2>&1 | grep -v '^=== \(RUN\|PAUSE\|CONT\)'; exit $${PIPESTATUS[0]}
 
 race:
 	$(GO) test -race -count=1 -timeout 10m $(RACE_PKGS)
@@ -81,6 +88,7 @@ test:
 	step race      $(MAKE) --no-print-directory race; \
 	step fuzz      $(MAKE) --no-print-directory fuzz; \
 	step compat    $(MAKE) --no-print-directory compat; \
+	step verify    $(MAKE) --no-print-directory verify; \
 	steps=$$(wc -l < $$summary); \
 	echo; echo "=== make test summary ($$(( $$(date +%s) - total_start ))s)"; cat $$summary; rm -f $$summary; \
 	echo "summary: $$((steps - failed)) passed, $$failed failed"; \

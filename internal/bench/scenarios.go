@@ -80,6 +80,10 @@ func Scenarios() []Scenario {
 		{Name: "txn-1-record", Topics: 1, Metric: "commits/s", Run: txnOneRecordScenario},
 		{Name: "copier", Topics: 2, Metric: "records/s", Run: copierScenario},
 		{Name: "latency-5000", Topics: 1, Metric: "p99", Run: latencyScenario(5000)},
+		// Scale: producer ids the broker keeps state for (issue 6).
+		{Name: "idle-pids-1", Topics: 1, Metric: "records/s", Run: idlePIDsScenario(1)},
+		{Name: "idle-pids-100", Topics: 1, Metric: "records/s", Run: idlePIDsScenario(100)},
+		{Name: "idle-pids-10000", Topics: 1, Metric: "records/s", Run: idlePIDsScenario(10_000)},
 	}
 }
 

@@ -13,7 +13,9 @@ package server
 //     max.message.bytes gets MESSAGE_TOO_LARGE.
 //   - The partition's owner checks producer state (duplicates answered with
 //     their original offsets, OUT_OF_ORDER_SEQUENCE_NUMBER, fencing), stamps
-//     and appends; the answer waits for the fsync (group commit).
+//     and appends; an acks=-1 answer waits for the fsync (group commit), an
+//     acks=1 answer only for the write. The high watermark moves only after
+//     the fsync either way.
 //   - A missing topic is created when auto.create.topics.enable is on.
 //
 // Version notes: v8 adds per-record errors and an error message. v11 may
@@ -64,6 +66,12 @@ func handleProduce(c *conn, kreq kmsg.Request) reply {
 	var slots []produceSlot
 	txnTPs := map[txnProducer][]txnPart{}
 	nowT := time.Now()
+	// acks=1 is answered once the batch is written to the OS, acks=-1 once
+	// it is fsynced; either way consumers see it only once it is durable.
+	ack := partition.AckDurable
+	if req.Acks == 1 {
+		ack = partition.AckWritten
+	}
 
 	resp.Topics = make([]kmsg.ProduceResponseTopic, len(req.Topics))
 	for ti := range req.Topics {
@@ -137,7 +145,7 @@ func handleProduce(c *conn, kreq kmsg.Request) reply {
 				txnTPs[key] = append(txnTPs[key], txnPart{tp: txn.TopicPartition{Topic: rt.Topic, Partition: rp.Partition}, sp: sp, p: p, batch: rp.Records, h: h})
 				continue
 			}
-			slots = append(slots, produceSlot{sp: sp, wait: p.Append(rp.Records, h)})
+			slots = append(slots, produceSlot{sp: sp, wait: p.AppendAck(rp.Records, h, ack)})
 		}
 	}
 	// Transactional batches are verified against the producer's open
@@ -157,7 +165,7 @@ func handleProduce(c *conn, kreq kmsg.Request) reply {
 		}
 		errs := c.s.Txns.VerifyAndEnqueue(*req.TransactionID, key.pid, key.epoch, tps, req.Version >= 12, notAdded, func(tp txn.TopicPartition) {
 			tpp := byTP[tp]
-			slots = append(slots, produceSlot{sp: tpp.sp, wait: tpp.p.Append(tpp.batch, tpp.h)})
+			slots = append(slots, produceSlot{sp: tpp.sp, wait: tpp.p.AppendAck(tpp.batch, tpp.h, ack)})
 		})
 		for tp, err := range errs {
 			if err != nil {

@@ -77,6 +77,13 @@ const (
 	// batch before it is durable; what acks=1 gives up is that a machine
 	// crash (or a failing fsync) may lose a batch already answered.
 	AckWritten
+	// AckDeferred answers once the batch is written and asks for no fsync
+	// of its own: the batch is synced with the next round that needs a
+	// sync, at the next maintenance tick, or at close, and becomes visible
+	// (high watermark) then. For records whose loss in a crash costs
+	// nothing but redone work, such as a transaction's completion record,
+	// which recovery re-derives by re-driving the prepared transaction.
+	AckDeferred
 )
 
 type appendOp struct {
@@ -112,6 +119,8 @@ type Partition struct {
 	unflushedBatches int64
 	lastFlush        time.Time
 	snapshotOffset   int64
+	// syncedOffset is the end of the log as of the last successful fsync.
+	syncedOffset int64
 	// snapshotStale is set when the producer state or the aborted index
 	// changed since the last snapshot; a clean close of an idle partition
 	// then writes nothing.
@@ -224,6 +233,7 @@ func (p *Partition) rebuild() error {
 	}
 	p.mu.logStart = p.log.StartOffset()
 	p.mu.hw = p.log.NextOffset()
+	p.syncedOffset = p.mu.hw
 	p.mu.aborted = trimAborted(aborted, p.mu.logStart)
 	p.mu.lso = p.lsoLocked()
 	return nil
@@ -389,7 +399,13 @@ func (p *Partition) appendRound(round []*appendOp) {
 		wroteAny = true
 		p.unflushedBatches++
 	}
-	syncing := wroteAny && storageErr == nil && p.flushDue(cfg, now)
+	needSync := false
+	for _, op := range round {
+		if op.written && op.ack != AckDeferred {
+			needSync = true
+		}
+	}
+	syncing := (wroteAny || p.unflushedBatches > 0) && needSync && storageErr == nil && p.flushDue(cfg, now)
 	if syncing {
 		// acks=1: answer what is written before waiting for the disk.
 		// Nothing the sync decides can change these answers except its
@@ -414,13 +430,14 @@ func (p *Partition) appendRound(round []*appendOp) {
 		} else {
 			p.unflushedBatches = 0
 			p.lastFlush = now
+			p.syncedOffset = p.log.NextOffset()
 		}
 	}
 	p.mu.Lock()
 	logStart := p.mu.logStart
 	if storageErr == nil {
 		p.mu.aborted = append(p.mu.aborted, newAborted...)
-		p.publishLocked(p.log.NextOffset())
+		p.publishLocked(p.visibleEndLocked(cfg))
 	}
 	p.mu.Unlock()
 	for _, op := range round {
@@ -435,6 +452,20 @@ func (p *Partition) appendRound(round []*appendOp) {
 		op.res.LogStartOffset = logStart
 		op.done <- op.res
 	}
+}
+
+// visibleEndLocked is where the high watermark may move: the fsynced end
+// of the log under the default flush policy, so consumers never see data a
+// crash could take back; the written end when the topic relaxes the policy
+// (flush.messages > 1), as Kafka's page-cache reads do.
+func (p *Partition) visibleEndLocked(cfg config.Topic) int64 {
+	end := p.syncedOffset
+	if cfg.FlushMessages > 1 {
+		end = p.log.NextOffset()
+	}
+	// NB: the policy can change at runtime; the high watermark never
+	// moves back.
+	return max(end, p.mu.hw)
 }
 
 // AppendMarker writes the commit or abort marker of producer (pid, epoch)'s
@@ -506,6 +537,20 @@ func (p *Partition) maintain() {
 	p.mu.Unlock()
 	if failed {
 		return
+	}
+	if p.unflushedBatches > 0 {
+		// Deferred appends (and relaxed flush policies) are synced at
+		// least once per maintenance interval.
+		if err := p.log.Sync(); err != nil {
+			p.failLocked(fmt.Errorf("fsync: %w", err))
+			return
+		}
+		p.unflushedBatches = 0
+		p.lastFlush = now
+		p.syncedOffset = p.log.NextOffset()
+		p.mu.Lock()
+		p.publishLocked(p.visibleEndLocked(p.mu.cfg))
+		p.mu.Unlock()
 	}
 	if exp := p.opts.ProducerIDExpiration; exp > 0 {
 		if p.producers.expire(now.Add(-exp).UnixMilli(), p.opts.MaxProducers) > 0 {

@@ -232,14 +232,14 @@ func (c *Coordinator) write(id string, m *Metadata) error {
 	if p == nil {
 		return kerr.CoordinatorNotAvailable
 	}
-	res := <-c.enqueueWrite(p, id, m)
+	res := <-c.enqueueWrite(p, id, m, partition.AckDurable)
 	if res.Err != nil {
 		return res.Err
 	}
 	return nil
 }
 
-func (c *Coordinator) enqueueWrite(p *partition.Partition, id string, m *Metadata) <-chan partition.AppendResult {
+func (c *Coordinator) enqueueWrite(p *partition.Partition, id string, m *Metadata, ack partition.Ack) <-chan partition.AppendResult {
 	var value []byte
 	if m != nil {
 		var err error
@@ -251,7 +251,7 @@ func (c *Coordinator) enqueueWrite(p *partition.Partition, id string, m *Metadat
 	rec := recordbatch.AppendRecord(nil, recordbatch.Record{Key: []byte(id), Value: value})
 	b := recordbatch.Build(recordbatch.Header{ProducerID: -1, ProducerEpoch: -1, BaseSequence: -1, BaseTimestamp: ts, MaxTimestamp: ts}, [][]byte{rec})
 	h, _ := recordbatch.Check(b)
-	return p.Append(b, h)
+	return p.AppendAck(b, h, ack)
 }
 
 // acquire waits until id is not busy and marks it busy. It returns the
@@ -766,9 +766,12 @@ func (c *Coordinator) finish(id string) bool {
 	e.meta = next
 	c.mu.Unlock()
 	if p != nil {
-		// Not waited for: any later transition of this id is written to
-		// the same partition after this record.
-		wait := c.enqueueWrite(p, id, &next)
+		// Not waited for, and not fsynced on its own (AckDeferred): any
+		// later transition of this id is written to the same partition
+		// after this record and syncs it, and if a crash loses it,
+		// recovery finds the Prepare record and re-drives the markers,
+		// which are idempotent. This takes one fsync off every commit.
+		wait := c.enqueueWrite(p, id, &next, partition.AckDeferred)
 		go func() {
 			if res := <-wait; res.Err != nil {
 				c.lg.Warn("writing transaction completion failed; it is re-driven at the next start", "transactional_id", id, "err", res.Err)

@@ -45,21 +45,11 @@ func handleJoinGroup(c *conn, kreq kmsg.Request) reply {
 		resp.ErrorCode = kerr.CoordinatorNotAvailable.Code
 		return now(resp)
 	}
-	ch := make(chan *kmsg.JoinGroupResponse, 1)
-	c.s.Groups.Join(req, c.clientID, clientHost(c), func(r *kmsg.JoinGroupResponse) {
-		select {
-		case ch <- r:
-		default:
-		}
-	})
-	return later(func() kmsg.Response {
-		select {
-		case r := <-ch:
-			return r
-		case <-c.ctx.Done():
-			resp := req.ResponseKind().(*kmsg.JoinGroupResponse)
-			resp.ErrorCode = kerr.RebalanceInProgress.Code
-			return resp
-		}
+	return awaitReply(c, func(reply func(*kmsg.JoinGroupResponse)) {
+		c.s.Groups.Join(req, c.clientID, clientHost(c), reply)
+	}, func() *kmsg.JoinGroupResponse {
+		resp := req.ResponseKind().(*kmsg.JoinGroupResponse)
+		resp.ErrorCode = kerr.RebalanceInProgress.Code
+		return resp
 	})
 }

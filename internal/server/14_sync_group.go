@@ -27,21 +27,11 @@ func handleSyncGroup(c *conn, kreq kmsg.Request) reply {
 		resp.ErrorCode = kerr.CoordinatorNotAvailable.Code
 		return now(resp)
 	}
-	ch := make(chan *kmsg.SyncGroupResponse, 1)
-	c.s.Groups.Sync(req, func(r *kmsg.SyncGroupResponse) {
-		select {
-		case ch <- r:
-		default:
-		}
-	})
-	return later(func() kmsg.Response {
-		select {
-		case r := <-ch:
-			return r
-		case <-c.ctx.Done():
-			resp := req.ResponseKind().(*kmsg.SyncGroupResponse)
-			resp.ErrorCode = kerr.RebalanceInProgress.Code
-			return resp
-		}
+	return awaitReply(c, func(reply func(*kmsg.SyncGroupResponse)) {
+		c.s.Groups.Sync(req, reply)
+	}, func() *kmsg.SyncGroupResponse {
+		resp := req.ResponseKind().(*kmsg.SyncGroupResponse)
+		resp.ErrorCode = kerr.RebalanceInProgress.Code
+		return resp
 	})
 }

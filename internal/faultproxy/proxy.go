@@ -9,6 +9,9 @@
 //     flight (the client sees a reset and retries);
 //   - delay each frame by a random time, in order (a slow network or a busy
 //     broker; requests pile up and time out);
+//   - cut a connection in the middle of a request: a strict prefix of the
+//     frame reaches the broker, then both sides are closed (a torn
+//     request the broker must discard);
 //   - drop a response: the broker served the request but the client never
 //     hears of it; the connection is cut so that the client retries a
 //     request that already succeeded (the case idempotent produce and
@@ -40,6 +43,9 @@ type Faults struct {
 	// MaxDelay, if positive, delays each frame, both ways, by a random
 	// time in [0, MaxDelay). Frames of one connection stay in order.
 	MaxDelay time.Duration
+	// CutFrameProb is the probability that a request frame is cut: a
+	// random strict prefix of it is forwarded, then the connection is cut.
+	CutFrameProb float64
 	// DropProb is the probability that a response is swallowed, after
 	// which the connection is cut. DropKeys, if not empty, limits drops to
 	// responses to requests with those API keys.
@@ -49,7 +55,7 @@ type Faults struct {
 
 // Active reports whether f injects anything.
 func (f Faults) Active() bool {
-	return f.MeanConnLife > 0 || f.MaxDelay > 0 || f.DropProb > 0
+	return f.MeanConnLife > 0 || f.MaxDelay > 0 || f.CutFrameProb > 0 || f.DropProb > 0
 }
 
 // Stats counts what a proxy did since it started.
@@ -60,7 +66,15 @@ type Stats struct {
 	Drops     int64 `json:"drops"`      // responses swallowed (each also cut its connection)
 	Delayed   int64 `json:"delayed"`    // frames held back before forwarding
 	DialFails int64 `json:"dial_fails"` // upstream dials that failed (broker down)
+
+	MidFrameCuts  int64           `json:"mid_frame_cuts,omitempty"`  // connections cut in the middle of a request frame
+	DroppedByKeys map[int16]int64 `json:"dropped_by_keys,omitempty"` // Drops by the API key of the request
 }
+
+// AllCuts is the number of connections the proxy cut for any reason: at
+// the end of their lifetime, in the middle of a request or after
+// swallowing a response.
+func (s Stats) AllCuts() int64 { return s.Cuts + s.MidFrameCuts + s.Drops }
 
 // maxFrameBytes bounds the frames the proxy buffers; a larger one ends the
 // connection. Kafka's default socket.request.max.bytes is 100 MiB.
@@ -76,7 +90,11 @@ type Proxy struct {
 	rndMu sync.Mutex
 	rnd   *rand.Rand
 
-	conns, frames, cuts, drops, delayed, dialFails atomic.Int64
+	conns, frames, cuts, midFrameCuts, drops, delayed, dialFails atomic.Int64
+
+	// dropMu protects droppedByKey.
+	dropMu       sync.Mutex
+	droppedByKey map[int16]int64
 
 	// mu protects live and closed.
 	mu     sync.Mutex
@@ -101,6 +119,8 @@ func New(target string, seed uint64) (*Proxy, error) {
 		ln:     ln,
 		rnd:    rand.New(rand.NewPCG(seed, seed+1)),
 		live:   map[*link]struct{}{},
+
+		droppedByKey: map[int16]int64{},
 	}
 	p.faults.Store(&Faults{})
 	p.wg.Add(1)
@@ -139,12 +159,23 @@ func (p *Proxy) CutAll() {
 	}
 }
 
-// Stats returns the counters.
+// Stats returns a copy of the counters. A cut or a forwarded frame is
+// counted before the client can see it.
 func (p *Proxy) Stats() Stats {
-	return Stats{
+	s := Stats{
 		Conns: p.conns.Load(), Frames: p.frames.Load(), Cuts: p.cuts.Load(),
 		Drops: p.drops.Load(), Delayed: p.delayed.Load(), DialFails: p.dialFails.Load(),
+		MidFrameCuts: p.midFrameCuts.Load(),
 	}
+	p.dropMu.Lock()
+	defer p.dropMu.Unlock()
+	if len(p.droppedByKey) > 0 {
+		s.DroppedByKeys = make(map[int16]int64, len(p.droppedByKey))
+		for k, n := range p.droppedByKey {
+			s.DroppedByKeys[k] = n
+		}
+	}
+	return s
 }
 
 // Close stops listening, cuts every connection and waits for the proxy's
@@ -216,8 +247,16 @@ type link struct {
 	inflight map[int32]int16 // correlation id -> API key, for requests not yet answered
 }
 
-func (l *link) close() {
+func (l *link) close() { l.cut(nil) }
+
+// cut closes both sides. If this call is the one that closes them, it
+// first runs count, so that a client that sees the close also sees the
+// reason counted in Stats.
+func (l *link) cut(count func()) {
 	l.once.Do(func() {
+		if count != nil {
+			count()
+		}
 		close(l.done)
 		l.client.Close()
 		l.upstream.Close()
@@ -249,8 +288,7 @@ func (p *Proxy) handle(c net.Conn) {
 
 	if life := p.faults.Load().MeanConnLife; life > 0 {
 		t := time.AfterFunc(p.randDur(2*life), func() {
-			p.cuts.Add(1)
-			l.close()
+			l.cut(func() { p.cuts.Add(1) })
 		})
 		defer t.Stop()
 	}
@@ -319,10 +357,17 @@ func (p *Proxy) pumpRequests(l *link) {
 		if !p.delay(l) {
 			return
 		}
-		if _, err := l.upstream.Write(f); err != nil {
+		if p.chance(p.faults.Load().CutFrameProb) {
+			// A strict prefix, so the broker sees a torn frame.
+			n := 1 + int(p.randDur(time.Duration(len(f)-1)))
+			l.upstream.Write(f[:n])
+			l.cut(func() { p.midFrameCuts.Add(1) })
 			return
 		}
 		p.frames.Add(1)
+		if _, err := l.upstream.Write(f); err != nil {
+			return
+		}
 	}
 }
 
@@ -346,16 +391,21 @@ func (p *Proxy) pumpResponses(l *link) {
 		}
 		flt := p.faults.Load()
 		if matchKey(flt.DropKeys, key) && p.chance(flt.DropProb) {
-			p.drops.Add(1)
-			return // the deferred close cuts the link
+			l.cut(func() {
+				p.drops.Add(1)
+				p.dropMu.Lock()
+				p.droppedByKey[key]++
+				p.dropMu.Unlock()
+			})
+			return
 		}
 		if !p.delay(l) {
 			return
 		}
+		p.frames.Add(1)
 		if _, err := l.client.Write(f); err != nil {
 			return
 		}
-		p.frames.Add(1)
 	}
 }
 

@@ -247,10 +247,15 @@ func (q *queueRun) txnWriter(ctx context.Context, proc int, ks *killSwitch, txnI
 			q.send(ctx, cl, proc, txn, &wg, &failed)
 		}
 		ferr := cl.Flush(ctx)
-		wg.Wait()
 		if ctx.Err() != nil {
-			return ctx.Err() // the transaction stays open: never committed
+			// Killed, or the run is over: the transaction stays open,
+			// never committed. NB: do not wait for the sends' callbacks:
+			// a killed client can no longer connect, so its buffered
+			// records would wait forever (the 30-minute soak hung here);
+			// the deferred Close fails them.
+			return ctx.Err()
 		}
+		wg.Wait()
 		commit := ferr == nil && !failed.Load() && q.e.randN(5) != 0
 		f, try := Abort, kgo.TryAbort
 		if commit {

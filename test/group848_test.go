@@ -6,7 +6,6 @@ package test
 
 import (
 	"context"
-	"sort"
 	"testing"
 	"time"
 
@@ -111,34 +110,7 @@ func testGroup848Rebalances(t *testing.T, balancer kgo.GroupBalancer, assignor s
 	stop2()
 	stop4()
 
-	total := 0
-	for p := int32(0); p < parts; p++ {
-		offs := append([]int64(nil), l.seen[p]...)
-		sort.Slice(offs, func(i, j int) bool { return offs[i] < offs[j] })
-		for i, o := range offs {
-			if o != int64(i) {
-				t.Fatalf("partition %d: consumed offsets %v...; want each of 0..%d once", p, offs[:min(len(offs), 20)], len(offs)-1)
-			}
-		}
-		total += len(offs)
-	}
-	if total != 3*per {
-		t.Fatalf("consumed %d records, want %d", total, 3*per)
-	}
-	committed, err := kadm.NewClient(adm).FetchOffsets(ctx, "g")
-	if err != nil {
-		t.Fatal(err)
-	}
-	ends, err := kadm.NewClient(adm).ListEndOffsets(ctx, topic)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ends.Each(func(o kadm.ListedOffset) {
-		c, ok := committed.Lookup(topic, o.Partition)
-		if !ok || c.At != o.Offset {
-			t.Errorf("partition %d: committed %+v, end %d", o.Partition, c, o.Offset)
-		}
-	})
+	checkExactlyOnceAndCommitted(t, adm, l, "g", topic, parts, 3*per)
 	if d := describe848(t, adm, "g"); d.State != "Empty" {
 		t.Errorf("after every member left: state %q, want Empty", d.State)
 	}

@@ -143,6 +143,15 @@ func testGroupRebalances(t *testing.T, balancer kgo.GroupBalancer) {
 
 	// Every partition was consumed as 0, 1, 2, ... exactly once: no record
 	// lost, none repeated across the rebalances.
+	checkExactlyOnceAndCommitted(t, adm, l, "g", topic, parts, 3*per)
+}
+
+// checkExactlyOnceAndCommitted asserts that every partition of topic was
+// consumed as 0, 1, 2, ... exactly once (no record lost, none repeated
+// across rebalances), want records in all, and that the group's committed
+// offsets are the ends of the partitions.
+func checkExactlyOnceAndCommitted(t *testing.T, adm *kgo.Client, l *groupLedger, group, topic string, parts int32, want int) {
+	t.Helper()
 	total := 0
 	for p := int32(0); p < parts; p++ {
 		offs := append([]int64(nil), l.seen[p]...)
@@ -154,11 +163,11 @@ func testGroupRebalances(t *testing.T, balancer kgo.GroupBalancer) {
 		}
 		total += len(offs)
 	}
-	if total != 3*per {
-		t.Fatalf("consumed %d records, want %d", total, 3*per)
+	if total != want {
+		t.Fatalf("consumed %d records, want %d", total, want)
 	}
-	// The committed offsets are the ends of the partitions.
-	committed, err := kadm.NewClient(adm).FetchOffsets(ctx, "g")
+	ctx := context.Background()
+	committed, err := kadm.NewClient(adm).FetchOffsets(ctx, group)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -299,3 +299,27 @@ func TestRetentionKeepsProducerState(t *testing.T) {
 		t.Fatalf("retry of the last batch after retention: %+v", r)
 	}
 }
+
+// TestHighWatermarkIsFsyncedEnd: a deferred append (no fsync of its own) is
+// answered but stays invisible to fetches until a later append's fsync
+// covers it; consumers never see data a crash could take back.
+func TestHighWatermarkIsFsyncedEnd(t *testing.T) {
+	p := openTest(t, t.TempDir(), clock.NewManual(t0))
+	defer p.Close()
+	b, h := batch(-1, -1, -1, 3, t0.UnixMilli())
+	if r := <-p.AppendAck(b, h, AckDeferred); r.Err != nil || r.BaseOffset != 0 {
+		t.Fatalf("deferred append: %+v", r)
+	}
+	if o := p.Offsets(); o.HighWatermark != 0 {
+		t.Fatalf("high watermark %d after an unsynced append, want 0", o.HighWatermark)
+	}
+	if r := p.Fetch(0, 1<<20, false); len(r.Records) != 0 {
+		t.Fatalf("fetch returned %d bytes of unsynced data", len(r.Records))
+	}
+	if r := appendWait(p, -1, -1, -1, 2); r.Err != nil || r.BaseOffset != 3 {
+		t.Fatalf("durable append: %+v", r)
+	}
+	if o := p.Offsets(); o.HighWatermark != 5 {
+		t.Fatalf("high watermark %d after the covering fsync, want 5", o.HighWatermark)
+	}
+}

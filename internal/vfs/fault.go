@@ -118,6 +118,21 @@ func (f *faultFile) Write(b []byte) (int, error) {
 	return f.File.Write(b)
 }
 
+func (f *faultFile) WriteAt(b []byte, off int64) (int, error) {
+	if err := f.inject(OpWrite, f.Name()); err != nil {
+		return 0, err
+	}
+	return f.File.WriteAt(b, off)
+}
+
+// Datasync is injected as OpSync: to callers it is an fsync.
+func (f *faultFile) Datasync() error {
+	if err := f.inject(OpSync, f.Name()); err != nil {
+		return err
+	}
+	return f.File.Datasync()
+}
+
 func (f *faultFile) Sync() error {
 	if err := f.inject(OpSync, f.Name()); err != nil {
 		return err

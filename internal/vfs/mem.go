@@ -413,6 +413,25 @@ func (f *memFile) Write(b []byte) (int, error) {
 	return len(b), nil
 }
 
+func (f *memFile) WriteAt(b []byte, off int64) (int, error) {
+	f.fs.mu.Lock()
+	defer f.fs.mu.Unlock()
+	if err := f.check("write", true); err != nil {
+		return 0, err
+	}
+	if f.flag&os.O_APPEND != 0 {
+		return 0, errors.New("vfs: invalid use of WriteAt on file opened with O_APPEND")
+	}
+	if off < 0 {
+		return 0, &fs.PathError{Op: "writeat", Path: f.name, Err: fs.ErrInvalid}
+	}
+	f.n.do(memOp{off: off, data: append([]byte(nil), b...)})
+	return len(b), nil
+}
+
+// Datasync is Sync: MemFS keeps no metadata apart from the content.
+func (f *memFile) Datasync() error { return f.Sync() }
+
 func (f *memFile) Sync() error {
 	f.fs.mu.Lock()
 	defer f.fs.mu.Unlock()

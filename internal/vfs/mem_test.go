@@ -100,6 +100,30 @@ func fsSuite(t *testing.T, fsys FS, dir string) {
 	if got := string(readAll(t, fsys, dir+"/a/g")); got != "z" {
 		t.Fatalf("g after O_TRUNC = %q", got)
 	}
+	// WriteAt overwrites in place and extends; Datasync makes it durable.
+	g, _ = fsys.OpenFile(dir+"/a/g", os.O_RDWR, 0)
+	if _, err := g.WriteAt([]byte("xy"), 3); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := g.WriteAt([]byte("Z"), 0); err != nil {
+		t.Fatal(err)
+	}
+	if err := g.Datasync(); err != nil {
+		t.Fatal(err)
+	}
+	g.Close()
+	if got := string(readAll(t, fsys, dir+"/a/g")); got != "Z\x00\x00xy" {
+		t.Fatalf("g after WriteAt = %q", got)
+	}
+	// As for os.File, WriteAt refuses a file opened with O_APPEND.
+	if _, err := f.WriteAt([]byte("x"), 0); err == nil {
+		t.Fatal("WriteAt on a closed file succeeded")
+	}
+	ap, _ := fsys.OpenFile(dir+"/a/g", os.O_RDWR|os.O_APPEND, 0)
+	if _, err := ap.WriteAt([]byte("x"), 0); err == nil {
+		t.Fatal("WriteAt with O_APPEND succeeded")
+	}
+	ap.Close()
 	if err := fsys.Rename(dir+"/a/g", dir+"/a/b/h"); err != nil {
 		t.Fatal(err)
 	}

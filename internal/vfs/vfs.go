@@ -2,7 +2,8 @@
 // goes through, so tests can crash it, fail it and trace it.
 //
 // Contract: a successful Write is only in the OS page cache; it survives a
-// process crash but not a machine crash until Sync on the file returns nil.
+// process crash but not a machine crash until Sync (or Datasync) on the file
+// returns nil.
 // A created or renamed file's directory entry is durable only after SyncDir
 // on its parent. Callers treat any error from Write or Sync as sticky: the
 // data's state on disk is unknown and must not be retried (see
@@ -18,9 +19,16 @@ import (
 type File interface {
 	io.ReaderAt
 	io.Writer
+	// WriteAt writes at off, as os.File.WriteAt does (an error on a file
+	// opened with O_APPEND).
+	io.WriterAt
 	io.Closer
 	// Sync makes every completed Write durable.
 	Sync() error
+	// Datasync makes every completed write durable with the metadata needed
+	// to read it back (fdatasync(2)): cheaper than Sync when the writes
+	// changed neither the size nor the allocation of the file.
+	Datasync() error
 	// Truncate changes the file's size; the next Write of an O_APPEND file
 	// goes to the new end.
 	Truncate(size int64) error

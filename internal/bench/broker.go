@@ -67,9 +67,16 @@ type Broker struct {
 	Addr    string
 	DataDir string
 
-	cmd    *exec.Cmd
-	out    *watchWriter
-	exited chan struct{} // closed once cmd.Wait returned; waitErr is then set
+	// Started is when the process was started; Ready is when its output
+	// first contained readyLine (as seen by this process, so it includes
+	// the pipe's delay, well under a millisecond).
+	Started, Ready time.Time
+
+	// keepData: DataDir was given by the caller and outlives the process.
+	keepData bool
+	cmd      *exec.Cmd
+	out      *watchWriter
+	exited   chan struct{} // closed once cmd.Wait returned; waitErr is then set
 	// waitErr is written once before exited is closed, read only after.
 	waitErr error
 }
@@ -77,11 +84,22 @@ type Broker struct {
 // StartBroker starts t on a free loopback port with a fresh data directory
 // under tmpDir and waits until it prints readyLine.
 func StartBroker(ctx context.Context, t Target, tmpDir string, partitions int) (*Broker, error) {
+	return startBroker(ctx, t, tmpDir, "", partitions, maxStartWait)
+}
+
+// StartBrokerOn starts t on a free loopback port with dataDir as its data
+// directory, which may hold the data of an earlier process, and waits up to
+// wait for readyLine. Stop and Kill leave dataDir in place.
+func StartBrokerOn(ctx context.Context, t Target, dataDir string, wait time.Duration) (*Broker, error) {
+	return startBroker(ctx, t, "", dataDir, 0, wait)
+}
+
+func startBroker(ctx context.Context, t Target, tmpDir, dataDir string, partitions int, wait time.Duration) (*Broker, error) {
 	// A free port can be taken between our probe and the broker's bind;
 	// try a few.
 	var lastErr error
 	for range 3 {
-		b, err := startBrokerOnce(ctx, t, tmpDir, partitions)
+		b, err := startBrokerOnce(ctx, t, tmpDir, dataDir, partitions, wait)
 		if err == nil {
 			return b, nil
 		}
@@ -93,21 +111,24 @@ func StartBroker(ctx context.Context, t Target, tmpDir string, partitions int) (
 	return nil, lastErr
 }
 
-func startBrokerOnce(ctx context.Context, t Target, tmpDir string, partitions int) (*Broker, error) {
+func startBrokerOnce(ctx context.Context, t Target, tmpDir, dataDir string, partitions int, wait time.Duration) (*Broker, error) {
 	addr, err := freeLoopbackAddr()
 	if err != nil {
 		return nil, err
 	}
-	dataDir, err := os.MkdirTemp(tmpDir, t.Name+"-data-")
-	if err != nil {
-		return nil, err
+	keep := dataDir != ""
+	if !keep {
+		if dataDir, err = os.MkdirTemp(tmpDir, t.Name+"-data-"); err != nil {
+			return nil, err
+		}
 	}
 	b := &Broker{
-		Target:  t,
-		Addr:    addr,
-		DataDir: dataDir,
-		out:     newWatchWriter(readyLine),
-		exited:  make(chan struct{}),
+		Target:   t,
+		Addr:     addr,
+		DataDir:  dataDir,
+		keepData: keep,
+		out:      newWatchWriter(readyLine),
+		exited:   make(chan struct{}),
 	}
 	// Not exec.CommandContext: the broker must get SIGTERM and a chance
 	// to shut down cleanly, and its CPU counters must stay readable until
@@ -116,8 +137,11 @@ func startBrokerOnce(ctx context.Context, t Target, tmpDir string, partitions in
 	b.cmd.Stdout = b.out
 	b.cmd.Stderr = b.out
 	b.cmd.Dir = dataDir
+	b.Started = time.Now()
 	if err := b.cmd.Start(); err != nil {
-		os.RemoveAll(dataDir)
+		if !keep {
+			os.RemoveAll(dataDir)
+		}
 		return nil, fmt.Errorf("start %s: %w", t.Name, err)
 	}
 	go func() {
@@ -125,15 +149,16 @@ func startBrokerOnce(ctx context.Context, t Target, tmpDir string, partitions in
 		close(b.exited)
 	}()
 
-	timer := time.NewTimer(maxStartWait)
+	timer := time.NewTimer(wait)
 	defer timer.Stop()
 	select {
 	case <-b.out.ready:
+		b.Ready = b.out.ReadyAt()
 		return b, nil
 	case <-b.exited:
 		err = fmt.Errorf("%s exited before %q: %v; output:\n%s", t.Name, readyLine, b.waitErr, b.out.Tail())
 	case <-timer.C:
-		err = fmt.Errorf("%s did not print %q within %v; output:\n%s", t.Name, readyLine, maxStartWait, b.out.Tail())
+		err = fmt.Errorf("%s did not print %q within %v; output:\n%s", t.Name, readyLine, wait, b.out.Tail())
 	case <-ctx.Done():
 		err = ctx.Err()
 	}
@@ -166,7 +191,8 @@ type StopResult struct {
 }
 
 // Stop sends SIGTERM, waits up to maxStopWait, then SIGKILLs, and removes
-// the data directory. Safe to call once.
+// the data directory unless the caller gave it (StartBrokerOn). Safe to
+// call once.
 func (b *Broker) Stop() StopResult {
 	var r StopResult
 	// Read the counters while the process still exists: once reaped,
@@ -197,7 +223,34 @@ func (b *Broker) Stop() StopResult {
 			r.Err = fmt.Errorf("%s ignored SIGTERM for %v, killed", b.Target.Name, maxStopWait)
 		}
 	}
-	os.RemoveAll(b.DataDir)
+	if !b.keepData {
+		os.RemoveAll(b.DataDir)
+	}
+	return r
+}
+
+// Kill sends SIGKILL and waits for the process to go: no shutdown, no final
+// fsync or snapshot, as in a crash of the process (not of the machine: what
+// it wrote is in the page cache). The data directory is removed unless the
+// caller gave it (StartBrokerOn). Safe to call once, instead of Stop.
+func (b *Broker) Kill() StopResult {
+	var r StopResult
+	if c, err := b.CPU(); err == nil {
+		r.CPU = c
+	}
+	if n, err := ReadPeakRSS(b.PID()); err == nil {
+		r.PeakRSS = n
+	}
+	select {
+	case <-b.exited:
+		r.Err = fmt.Errorf("%s had already exited: %v", b.Target.Name, b.waitErr)
+	default:
+		_ = b.cmd.Process.Kill()
+		<-b.exited
+	}
+	if !b.keepData {
+		os.RemoveAll(b.DataDir)
+	}
 	return r
 }
 
@@ -222,8 +275,9 @@ type watchWriter struct {
 
 	mu struct {
 		sync.Mutex
-		tail  []byte
-		found bool
+		tail    []byte
+		found   bool
+		foundAt time.Time // when found became true
 	}
 }
 
@@ -240,12 +294,20 @@ func (w *watchWriter) Write(p []byte) (int, error) {
 	w.mu.tail = append(w.mu.tail, p...)
 	if !w.mu.found && bytes.Contains(w.mu.tail[from:], w.needle) {
 		w.mu.found = true
+		w.mu.foundAt = time.Now()
 		close(w.ready)
 	}
 	if over := len(w.mu.tail) - logTailBytes; over > 0 {
 		w.mu.tail = append(w.mu.tail[:0], w.mu.tail[over:]...)
 	}
 	return len(p), nil
+}
+
+// ReadyAt is when the needle was first seen; zero before.
+func (w *watchWriter) ReadyAt() time.Time {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.mu.foundAt
 }
 
 func (w *watchWriter) Tail() string {

@@ -123,25 +123,32 @@ func ClockTicks() int64 { return clockTicks() }
 
 // ParsePeakRSS extracts VmHWM (peak resident set size) from the contents of
 // /proc/PID/status, in bytes.
-func ParsePeakRSS(status []byte) (int64, error) {
+func ParsePeakRSS(status []byte) (int64, error) { return parseStatusKB(status, "VmHWM") }
+
+// ParseRSS extracts VmRSS (resident set size now) from /proc/PID/status, in
+// bytes.
+func ParseRSS(status []byte) (int64, error) { return parseStatusKB(status, "VmRSS") }
+
+// parseStatusKB extracts the "key: N kB" line of /proc/PID/status, in bytes.
+func parseStatusKB(status []byte, key string) (int64, error) {
 	sc := bufio.NewScanner(bytes.NewReader(status))
 	for sc.Scan() {
 		line := sc.Text()
-		v, ok := strings.CutPrefix(line, "VmHWM:")
+		v, ok := strings.CutPrefix(line, key+":")
 		if !ok {
 			continue
 		}
 		f := strings.Fields(v)
 		if len(f) != 2 || f[1] != "kB" {
-			return 0, fmt.Errorf("proc status: odd VmHWM line %q", line)
+			return 0, fmt.Errorf("proc status: odd %s line %q", key, line)
 		}
 		kb, err := strconv.ParseInt(f[0], 10, 64)
 		if err != nil {
-			return 0, fmt.Errorf("proc status: VmHWM %q: %w", f[0], err)
+			return 0, fmt.Errorf("proc status: %s %q: %w", key, f[0], err)
 		}
 		return kb << 10, nil
 	}
-	return 0, fmt.Errorf("proc status: no VmHWM line")
+	return 0, fmt.Errorf("proc status: no %s line", key)
 }
 
 // ReadPeakRSS reads /proc/PID/status for pid.
@@ -151,6 +158,15 @@ func ReadPeakRSS(pid int) (int64, error) {
 		return 0, err
 	}
 	return ParsePeakRSS(b)
+}
+
+// ReadRSS reads the resident set size of pid now.
+func ReadRSS(pid int) (int64, error) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return 0, err
+	}
+	return ParseRSS(b)
 }
 
 // ParseMachineBusy returns the CPU time all CPUs spent not idle, from the

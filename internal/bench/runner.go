@@ -471,8 +471,10 @@ func BuildSummaries(runs []Run, cfg Config) []ScenarioSummary {
 }
 
 // WriteJSON writes the report, indented.
-func (rep Report) WriteJSON(path string) error {
-	b, err := json.MarshalIndent(rep, "", "  ")
+func (rep Report) WriteJSON(path string) error { return writeJSON(path, rep) }
+
+func writeJSON(path string, v any) error {
+	b, err := json.MarshalIndent(v, "", "  ")
 	if err != nil {
 		return err
 	}

@@ -40,7 +40,7 @@ func run() error {
 		perTopic   = flag.Int("partitions-per-topic", 100, "partitions mode: partitions per topic (10,000 = 100 topics of 100)")
 		logParts   = flag.Int("log-partitions", 6, "log mode: partitions of the one topic the log is written to")
 		valueBytes = flag.Int("value-bytes", 4096, "log mode: record value size of the bulk write")
-		cold       = flag.Bool("cold", true, "log mode: also start once per repetition after dropping the directory's files from the page cache")
+		cold       = flag.Bool("cold", true, "also start once per repetition after dropping the data directory's files from the page cache")
 		load       = flag.Duration("load", 10*time.Second, "partitions mode: idempotent acks=all produce load after the first clean start")
 		reps       = flag.Int("reps", 3, "repetitions of the restarts per point")
 		wait       = flag.Duration("wait", 5*time.Minute, "longest one start may take")

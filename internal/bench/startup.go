@@ -16,9 +16,12 @@ package bench
 //	    SIGTERM; with Cold, drop the directory's files from the page cache
 //	    start                                    -> start "clean-cold", SIGTERM
 //
-// A partitions-mode point is the same with N partitions spread over topics
-// of PartitionsPerTopic each, no bulk write, and one short produce load
-// (idempotent, acks=all, 1 KiB, every topic) after the first clean start.
+// A partitions-mode point is the same (the cold start included) with N
+// partitions spread over topics of PartitionsPerTopic each, as created:
+// no bulk write, and nothing written between the clean start and the kill.
+// After the repetitions, one more start (after SIGTERM, reported with the
+// load) takes a short produce load (idempotent, acks=all, 1 KiB, every
+// topic).
 //
 // Each start is timed from exec to the "listening on" line (oncelog binds
 // its listener only once the data directory is recovered), and to the first
@@ -61,14 +64,15 @@ type StartupConfig struct {
 	Settle time.Duration
 	Log    io.Writer
 
+	// Cold adds, to each repetition, a start after the directory's pages
+	// were dropped from the page cache.
+	Cold bool
+
 	// Log mode: one point per size, GiB of log in one topic of
 	// Partitions partitions, records of ValueBytes.
 	GiB        []float64
 	Partitions int
 	ValueBytes int
-	// Cold adds a start after the directory's pages were dropped from the
-	// page cache.
-	Cold bool
 
 	// Partitions mode: one point per count.
 	PartitionCounts    []int
@@ -171,13 +175,16 @@ type StartSummary struct {
 
 // LoadRun is the partitions mode's short produce load.
 type LoadRun struct {
-	Err               string  `json:"error,omitempty"`
-	Seconds           float64 `json:"elapsed_s"`
-	Records           int64   `json:"records"`
-	RecordsPerSec     float64 `json:"records_per_s"`
-	BrokerCPUSeconds  float64 `json:"broker_cpu_s"`
-	BrokerUSPerRecord float64 `json:"broker_cpu_us_per_record"`
-	OtherCPUSeconds   float64 `json:"other_cpu_s"`
+	// Start is the start before the load (after SIGTERM; Rep 0); it is
+	// not in the point's summaries.
+	Start             StartRun `json:"start"`
+	Err               string   `json:"error,omitempty"`
+	Seconds           float64  `json:"elapsed_s"`
+	Records           int64    `json:"records"`
+	RecordsPerSec     float64  `json:"records_per_s"`
+	BrokerCPUSeconds  float64  `json:"broker_cpu_s"`
+	BrokerUSPerRecord float64  `json:"broker_cpu_us_per_record"`
+	OtherCPUSeconds   float64  `json:"other_cpu_s"`
 	// VmHWM of the process (its start-up included) and VmRSS at the end
 	// of the load.
 	PeakRSSBytes int64 `json:"peak_rss_bytes"`
@@ -190,11 +197,12 @@ type LoadRun struct {
 func ExecuteStartup(ctx context.Context, cfg StartupConfig) StartupReport {
 	rep := StartupReport{Machine: DescribeMachine(), Settings: StartupSettings{
 		Reps:          cfg.Reps,
+		Cold:          cfg.Cold,
 		SettleSeconds: cfg.Settle.Seconds(),
 	}}
 	if len(cfg.GiB) > 0 {
 		s := &rep.Settings
-		s.Mode, s.GiB, s.Partitions, s.ValueBytes, s.Cold = "log", cfg.GiB, cfg.Partitions, cfg.ValueBytes, cfg.Cold
+		s.Mode, s.GiB, s.Partitions, s.ValueBytes = "log", cfg.GiB, cfg.Partitions, cfg.ValueBytes
 		for _, g := range cfg.GiB {
 			if ctx.Err() != nil {
 				break
@@ -232,12 +240,13 @@ type point struct {
 
 func (cfg StartupConfig) newPoint(gib float64, partitions, perTopic int) (*point, error) {
 	pt := &point{cfg: cfg, perTopic: perTopic}
-	pt.p.GiB, pt.p.Partitions = gib, partitions
+	// Every topic gets perTopic partitions: a count that is not a
+	// multiple is rounded up.
 	topics := (partitions + perTopic - 1) / perTopic
 	for i := range topics {
 		pt.topics = append(pt.topics, fmt.Sprintf("startup-%d", i))
 	}
-	pt.p.Topics = topics
+	pt.p.GiB, pt.p.Partitions, pt.p.Topics = gib, topics*perTopic, topics
 	dir, err := os.MkdirTemp(cfg.TmpDir, "startup-data-")
 	if err != nil {
 		return nil, err
@@ -254,6 +263,9 @@ func (cfg StartupConfig) logPoint(ctx context.Context, gib float64) StartupPoint
 	defer os.RemoveAll(pt.dir)
 	cfg.logf("== %.2f GiB of log in %d partitions (%s)", gib, cfg.Partitions, pt.dir)
 	err = pt.fill(ctx, func(b *Broker) error {
+		if err := createTopics(ctx, b.Addr, pt.topics, pt.perTopic); err != nil {
+			return err
+		}
 		start := time.Now()
 		n := int64(gib * (1 << 30))
 		if err := writeBulk(ctx, b.Addr, pt.topics[0], n, cfg.ValueBytes); err != nil {
@@ -289,34 +301,22 @@ func (cfg StartupConfig) partitionsPoint(ctx context.Context, n int) StartupPoin
 		return nil
 	})
 	if err == nil {
-		err = pt.restarts(ctx, func(b *Broker, rep int) error {
-			if rep != 1 {
-				return nil
-			}
-			ld := pt.load(ctx, b)
-			pt.p.Load = &ld
-			cfg.logf("   load: %s records/s, %.2f µs/record, peak RSS %d MB, RSS %d MB %s",
-				thousands(ld.RecordsPerSec), ld.BrokerUSPerRecord, ld.PeakRSSBytes/1e6, ld.RSSBytes/1e6, ld.Err)
-			return nil
-		})
+		err = pt.restarts(ctx, func(*Broker, int) error { return nil })
+	}
+	if err == nil {
+		err = pt.loadPoint(ctx)
 	}
 	return pt.finish(err)
 }
 
-// fill starts the broker on the fresh directory (the "empty" start),
-// creates the topics unless fillFn does, runs fillFn and stops the broker
-// with SIGTERM.
+// fill starts the broker on the fresh directory (the "empty" start), runs
+// fillFn, which creates the topics and fills them, and stops the broker with
+// SIGTERM.
 func (pt *point) fill(ctx context.Context, fillFn func(*Broker) error) error {
 	b, run := pt.start(ctx, StartEmpty, 1)
 	pt.record(run)
 	if b == nil {
 		return errors.New(run.Err)
-	}
-	if len(pt.topics) == 1 {
-		if err := createTopics(ctx, b.Addr, pt.topics, pt.perTopic); err != nil {
-			b.Stop()
-			return err
-		}
 	}
 	if err := fillFn(b); err != nil {
 		b.Stop()
@@ -545,6 +545,24 @@ func writeBulk(ctx context.Context, addr, topic string, n int64, valueBytes int)
 	val := value(valueBytes)
 	per := int64(valueBytes)
 	return p.produceUntil(ctx, val, func(sent int64) bool { return sent*per >= n })
+}
+
+// loadPoint starts the broker once more (after the SIGTERM of the last
+// repetition), runs the load and stops it.
+func (pt *point) loadPoint(ctx context.Context) error {
+	b, run := pt.start(ctx, StartClean, 0)
+	if b == nil {
+		return errors.New(run.Err)
+	}
+	ld := pt.load(ctx, b)
+	ld.Start = run
+	pt.p.Load = &ld
+	pt.cfg.logf("   load: started in %.3f s (idle RSS %d MB); %s records/s, %.2f µs/record, other CPU %.2f s, peak RSS %d MB, RSS %d MB %s",
+		run.ListenSeconds, run.IdleRSSBytes/1e6, thousands(ld.RecordsPerSec), ld.BrokerUSPerRecord, ld.OtherCPUSeconds, ld.PeakRSSBytes/1e6, ld.RSSBytes/1e6, ld.Err)
+	if st := b.Stop(); st.Err != nil {
+		return st.Err
+	}
+	return nil
 }
 
 // load produces idempotent acks=all 1 KiB records into every topic of the

@@ -139,35 +139,14 @@ func TestStartupEndToEnd(t *testing.T) {
 	logCfg := base
 	logCfg.GiB = []float64{0.01}
 	partCfg := base
-	partCfg.PartitionCounts = []int{12}
+	partCfg.PartitionCounts = []int{5, 12} // one topic; three (12 rounded up to 15)
 	for _, cfg := range []StartupConfig{logCfg, partCfg} {
 		rep := ExecuteStartup(ctx, cfg)
-		if len(rep.Points) != 1 {
+		if len(rep.Points) != len(cfg.GiB)+len(cfg.PartitionCounts) {
 			t.Fatalf("%s mode: %d points", rep.Settings.Mode, len(rep.Points))
 		}
-		p := rep.Points[0]
-		if p.Err != "" {
-			t.Fatalf("%s mode: %s", rep.Settings.Mode, p.Err)
-		}
-		want := map[string]bool{StartEmpty: true, StartClean: true, StartKill: true}
-		if rep.Settings.Mode == "log" {
-			want[StartCleanCold] = true
-			if p.DataBytes < 10<<20 {
-				t.Errorf("log mode: %d bytes on disk, want about 10 MiB", p.DataBytes)
-			}
-		} else {
-			if p.Topics != 3 || p.Load == nil || p.Load.Records == 0 || p.Load.Err != "" {
-				t.Errorf("partitions mode: topics %d, load %+v", p.Topics, p.Load)
-			}
-		}
-		for _, s := range p.Summaries {
-			if !want[s.Kind] || s.OK != 1 || s.ListenSeconds.Median <= 0 || s.MetadataSeconds.Median < s.ListenSeconds.Median || s.PeakRSSMB.Median <= 0 {
-				t.Errorf("%s mode: summary %+v", rep.Settings.Mode, s)
-			}
-			delete(want, s.Kind)
-		}
-		if len(want) > 0 {
-			t.Errorf("%s mode: no summary for %v", rep.Settings.Mode, want)
+		for _, p := range rep.Points {
+			checkStartupPoint(t, rep.Settings.Mode, p)
 		}
 		path := filepath.Join(tmp, rep.Settings.Mode+".json")
 		if err := rep.WriteJSON(path); err != nil {
@@ -178,8 +157,34 @@ func TestStartupEndToEnd(t *testing.T) {
 			t.Fatal(err)
 		}
 		var back StartupReport
-		if err := json.Unmarshal(b, &back); err != nil || len(back.Points) != 1 || len(back.Points[0].Starts) != len(p.Starts) {
+		if err := json.Unmarshal(b, &back); err != nil || len(back.Points) != len(rep.Points) || len(back.Points[0].Starts) != len(rep.Points[0].Starts) {
 			t.Errorf("JSON round trip: %v", err)
 		}
+	}
+}
+
+func checkStartupPoint(t *testing.T, mode string, p StartupPoint) {
+	t.Helper()
+	if p.Err != "" {
+		t.Fatalf("%s mode: %s", mode, p.Err)
+	}
+	want := map[string]bool{StartEmpty: true, StartClean: true, StartKill: true, StartCleanCold: true}
+	if mode == "log" {
+		if p.DataBytes < 10<<20 {
+			t.Errorf("log mode: %d bytes on disk, want about 10 MiB", p.DataBytes)
+		}
+	} else {
+		if wantTopics := map[int]int{5: 1, 15: 3}[p.Partitions]; p.Topics != wantTopics || p.Load == nil || p.Load.Records == 0 || p.Load.Err != "" {
+			t.Errorf("partitions mode: topics %d, load %+v", p.Topics, p.Load)
+		}
+	}
+	for _, s := range p.Summaries {
+		if !want[s.Kind] || s.OK != 1 || s.ListenSeconds.Median <= 0 || s.MetadataSeconds.Median < s.ListenSeconds.Median || s.PeakRSSMB.Median <= 0 {
+			t.Errorf("%s mode: summary %+v", mode, s)
+		}
+		delete(want, s.Kind)
+	}
+	if len(want) > 0 {
+		t.Errorf("%s mode: no summary for %v", mode, want)
 	}
 }

@@ -1074,8 +1074,8 @@ func (c *Coordinator) appendLocked(group string, kvs [][2][]byte, now time.Time)
 	if p == nil {
 		return nil, kerr.CoordinatorNotAvailable
 	}
-	batch, h := encodeBatch(kvs, now.UnixMilli())
-	return p.Append(batch, h), nil
+	wait, _ := c.enqueueLocked(p, kvs, nil, now)
+	return wait, nil
 }
 
 // ConsumerHeartbeat handles ConsumerGroupHeartbeat. The returned function

@@ -13,6 +13,10 @@ package group
 //
 // Locking. mu guards groups and offsets and every call into a Group. It is
 // never held while waiting for a write; Partition.Append only enqueues.
+// Every append to an offsets partition is enqueued under mu (so the log
+// order is the order of the state changes; compaction relies on it, see
+// compact.go), and the outcome of an offset write is applied to memory by
+// a goroutine of its own, never by the caller's wait.
 
 import (
 	"encoding/json"
@@ -63,6 +67,7 @@ type Coordinator struct {
 	partitions int32
 	// settingsConsumer configures KIP-848 groups (consumer.go).
 	settingsConsumer ConsumerSettings
+	compactSettings  CompactSettings
 
 	topicOnce sync.Mutex
 
@@ -74,9 +79,12 @@ type Coordinator struct {
 		// in at most one of groups and consumers.
 		consumers map[string]*ConsumerGroup
 		txn       txnState
+		compact   compactState
 	}
 	stop chan struct{}
 	done chan struct{}
+	// compactWG waits for the compaction goroutine.
+	compactWG sync.WaitGroup
 }
 
 // Options configure a Coordinator.
@@ -88,6 +96,8 @@ type Options struct {
 	// ConsumerSettings configure KIP-848 groups; zero fields take
 	// Kafka's defaults.
 	ConsumerSettings ConsumerSettings
+	// Compaction configures the compaction of the offsets topic.
+	Compaction CompactSettings
 	// Partitions is offsets.topic.num.partitions.
 	Partitions int32
 }
@@ -107,6 +117,8 @@ func New(opts Options) (*Coordinator, error) {
 	c := &Coordinator{b: opts.Broker, clk: opts.Clock, lg: opts.Logger, settings: opts.Settings, partitions: opts.Partitions,
 		stop: make(chan struct{}), done: make(chan struct{})}
 	c.settingsConsumer = opts.ConsumerSettings
+	c.compactSettings = opts.Compaction
+	c.mu.compact = newCompactState()
 	c.mu.groups = map[string]*Group{}
 	c.mu.consumers = map[string]*ConsumerGroup{}
 	c.mu.offsets = map[string]map[TopicPartition]Offset{}
@@ -121,15 +133,17 @@ func New(opts Options) (*Coordinator, error) {
 	return c, nil
 }
 
-// Close stops the timers.
+// Close stops the timers and a compaction in progress.
 func (c *Coordinator) Close() {
 	close(c.stop)
 	<-c.done
+	c.compactWG.Wait()
 }
 
 func (c *Coordinator) run() {
 	defer close(c.done)
 	lastRetention := c.clk.Now()
+	lastCompact := lastRetention
 	for {
 		select {
 		case <-c.stop:
@@ -141,6 +155,10 @@ func (c *Coordinator) run() {
 		if now.Sub(lastRetention) > time.Minute {
 			c.expireOffsets(now)
 			lastRetention = now
+		}
+		if now.Sub(lastCompact) >= compactCheckInterval {
+			c.maybeCompact()
+			lastCompact = now
 		}
 	}
 }
@@ -172,9 +190,11 @@ func (c *Coordinator) EnsureTopic() *kerr.Error {
 	if c.b.Topic(OffsetsTopic) != nil {
 		return nil
 	}
-	// NB: no compaction exists yet, so the offsets log is kept whole
-	// (retention disabled): deleting old segments would lose commits.
-	_, perr := c.b.CreateInternalTopic(OffsetsTopic, c.partitions, map[string]string{"retention.ms": "-1", "retention.bytes": "-1"})
+	// NB: retention stays disabled: time or size retention would delete
+	// live records. Compaction (compact.go) raises the log start instead,
+	// and segments of Kafka's offsets.topic.segment.bytes (100 MiB) let
+	// the ones below it go.
+	_, perr := c.b.CreateInternalTopic(OffsetsTopic, c.partitions, map[string]string{"retention.ms": "-1", "retention.bytes": "-1", "segment.bytes": "104857600"})
 	if perr != nil && perr.Code != kerr.TopicAlreadyExists {
 		c.lg.Error("creating the offsets topic failed", "err", perr)
 		return kerr.CoordinatorNotAvailable
@@ -237,8 +257,7 @@ func (c *Coordinator) persistGroup(g *Group, then func(*kerr.Error)) {
 		then(kerr.CoordinatorNotAvailable)
 		return
 	}
-	batch, h := encodeBatch([][2][]byte{groupRecord(g)}, c.clk.Now().UnixMilli())
-	wait := p.Append(batch, h)
+	wait, _ := c.enqueueLocked(p, [][2][]byte{groupRecord(g)}, nil, c.clk.Now())
 	go func() {
 		res := <-wait
 		c.mu.Lock()
@@ -281,6 +300,9 @@ func (c *Coordinator) load(t *broker.Topic) error {
 					return nil
 				}
 				c.applyRecord(r.Key, r.Value, r.Offset, now)
+				if key, ok := parseKey(r.Key); ok {
+					c.viewApplyLocked(key, r.Value)
+				}
 				return nil
 			})
 		})
@@ -452,8 +474,8 @@ func (c *Coordinator) Commit(req *kmsg.OffsetCommitRequest) (*kerr.Error, func()
 	if !isConsumer {
 		cerr = c.validateClassicCommitLocked(req, now)
 	}
-	c.mu.Unlock()
 	if cerr != nil {
+		c.mu.Unlock()
 		return cerr, nil
 	}
 
@@ -465,30 +487,38 @@ func (c *Coordinator) Commit(req *kmsg.OffsetCommitRequest) (*kerr.Error, func()
 	}
 	result, kvs, tps, vals := c.offsetRecords(req.Group, commits, rejected, now)
 	if len(kvs) == 0 {
+		c.mu.Unlock()
 		return nil, func() CommitResult { return result }
 	}
 	part := c.offsetsPartition(req.Group)
 	if part == nil {
+		c.mu.Unlock()
 		return kerr.CoordinatorNotAvailable, nil
 	}
-	batch, h := encodeBatch(kvs, now.UnixMilli())
-	wait := part.Append(batch, h)
-	return nil, func() CommitResult {
+	wait, pa := c.enqueueLocked(part, kvs, nil, now)
+	c.mu.Unlock()
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
 		res := <-wait
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		defer c.finishAppendLocked(pa)
 		if res.Err != nil {
 			for _, tp := range tps {
 				result[tp] = kerr.CoordinatorNotAvailable
 			}
-			return result
+			return
 		}
-		c.mu.Lock()
 		for i, tp := range tps {
 			o := vals[i]
 			o.logOffset = res.BaseOffset + int64(i)
 			c.setOffsetLocked(req.Group, tp, o)
 			result[tp] = nil
 		}
-		c.mu.Unlock()
+	}()
+	return nil, func() CommitResult {
+		<-done
 		return result
 	}
 }
@@ -641,16 +671,11 @@ func (c *Coordinator) DeleteGroup(group string) *kerr.Error {
 	for tp := range c.mu.offsets[group] {
 		kvs = append(kvs, [2][]byte{mustJSON(recordKey{Type: "o", Group: group, Topic: tp.Topic, Partition: tp.Partition}), nil})
 	}
-	c.mu.Unlock()
-	if err := c.writeTombstones(group, kvs); err != nil {
-		return err
-	}
-	c.mu.Lock()
-	delete(c.mu.groups, group)
-	delete(c.mu.offsets, group)
-	delete(c.mu.consumers, group)
-	c.mu.Unlock()
-	return nil
+	return c.writeTombstonesLocked(group, kvs, func() {
+		delete(c.mu.groups, group)
+		delete(c.mu.offsets, group)
+		delete(c.mu.consumers, group)
+	})
 }
 
 // DeleteOffsets removes committed offsets of partitions the group is not
@@ -674,27 +699,37 @@ func (c *Coordinator) DeleteOffsets(group string, tps []TopicPartition, subscrib
 		del = append(del, tp)
 	}
 	if len(kvs) > 0 {
-		if err := c.writeTombstones(group, kvs); err != nil {
+		c.mu.Lock()
+		err := c.writeTombstonesLocked(group, kvs, func() {
+			for _, tp := range del {
+				delete(c.mu.offsets[group], tp)
+			}
+		})
+		if err != nil {
 			return err, nil
 		}
-		c.mu.Lock()
-		for _, tp := range del {
-			delete(c.mu.offsets[group], tp)
-		}
-		c.mu.Unlock()
 	}
 	return nil, res
 }
 
-func (c *Coordinator) writeTombstones(group string, kvs [][2][]byte) *kerr.Error {
+// writeTombstonesLocked enqueues kvs with mu held, releases mu, waits for
+// durability and then runs apply under mu.
+func (c *Coordinator) writeTombstonesLocked(group string, kvs [][2][]byte, apply func()) *kerr.Error {
 	p := c.offsetsPartition(group)
 	if p == nil {
+		c.mu.Unlock()
 		return kerr.CoordinatorNotAvailable
 	}
-	batch, h := encodeBatch(kvs, c.clk.Now().UnixMilli())
-	if res := <-p.Append(batch, h); res.Err != nil {
+	wait, pa := c.enqueueLocked(p, kvs, nil, c.clk.Now())
+	c.mu.Unlock()
+	res := <-wait
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	defer c.finishAppendLocked(pa)
+	if res.Err != nil {
 		return kerr.CoordinatorNotAvailable
 	}
+	apply()
 	return nil
 }
 

@@ -195,21 +195,24 @@ func (c *Coordinator) TxnCommit(req *kmsg.TxnOffsetCommitRequest, verify Verifie
 	if part == nil {
 		return kerr.CoordinatorNotAvailable, nil
 	}
-	batch, h := encodeTxnBatch(kvs, req.ProducerID, req.ProducerEpoch, now.UnixMilli())
 	var wait <-chan partition.AppendResult
+	var pa *pendingAppend
 	if err := verify(partIdx, func() {
 		c.mu.Lock()
 		c.mu.txn.inflight[req.ProducerID]++
+		wait, pa = c.enqueueLocked(part, kvs, &txnProducer{req.ProducerID, req.ProducerEpoch}, now)
 		c.mu.Unlock()
-		wait = part.Append(batch, h)
 	}); err != nil {
 		return err, nil
 	}
 	pid := req.ProducerID
-	return nil, func() CommitResult {
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
 		res := <-wait
 		c.mu.Lock()
 		defer c.mu.Unlock()
+		defer c.finishAppendLocked(pa)
 		key := pidPartition{pid, partIdx}
 		seen, sawMarker := c.mu.txn.markers[key]
 		if c.mu.txn.inflight[pid]--; c.mu.txn.inflight[pid] <= 0 {
@@ -220,7 +223,7 @@ func (c *Coordinator) TxnCommit(req *kmsg.TxnOffsetCommitRequest, verify Verifie
 			for _, tp := range tps {
 				result[tp] = res.Err
 			}
-			return result
+			return
 		}
 		for i, tp := range tps {
 			o := vals[i]
@@ -234,6 +237,9 @@ func (c *Coordinator) TxnCommit(req *kmsg.TxnOffsetCommitRequest, verify Verifie
 			}
 			c.addPendingLocked(pid, req.Group, tp, o)
 		}
+	}()
+	return nil, func() CommitResult {
+		<-done
 		return result
 	}
 }

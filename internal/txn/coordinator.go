@@ -4,11 +4,19 @@ package txn
 //
 // Persistence order. A transition is written (fsynced) to the id's
 // __transaction_state partition before anything acts on it: PrepareCommit
-// is durable before the first marker is written, and a partition is in the
-// durable partition set before any transactional batch of it is appended.
-// The Complete record is written after the markers; it need not be waited
-// for, since any later transition of the same id is written to the same
-// partition after it.
+// is durable before the first marker is written and before EndTxn is
+// answered (the commit is decided then; the markers follow in the
+// background, as in Kafka, and the id stays busy until they are durable,
+// so the producer's next transaction waits for them). A partition added by
+// AddPartitionsToTxn is durable in the partition set before any
+// transactional batch of it is appended. One added by Produce v12+ is
+// written beside its batches, and the produce is answered only when both
+// are durable; if a crash keeps the batch and loses the registration, the
+// next start finds the open transaction in the partition's producer state
+// and aborts it, fencing the producer (findUnregistered,
+// abortUnregistered). The Complete record is written after the markers; it
+// need not be waited for, since any later transition of the same id is
+// written to the same partition after it.
 //
 // Ordering with data. A transactional produce (and a transactional offset
 // commit) is verified and enqueued to its partition under mu, and a
@@ -138,28 +146,130 @@ func New(opts Options) (*Coordinator, error) {
 			return nil, err
 		}
 	}
+	orphans := c.findUnregistered()
 	c.mu.Lock()
 	var redo []string
 	for id, e := range c.mu.txns {
-		if e.meta.State == PrepareCommit || e.meta.State == PrepareAbort {
+		prepared := e.meta.State == PrepareCommit || e.meta.State == PrepareAbort
+		if prepared || orphans.byID[id] != nil {
 			redo = append(redo, id)
 			e.busy, e.done = true, make(chan struct{})
 		}
 	}
 	c.mu.Unlock()
 	for _, id := range redo {
-		c.lg.Info("completing transaction left in prepare state", "transactional_id", id)
 		c.wg.Add(1)
-		go func(id string) {
+		go func(id string, tps []TopicPartition) {
 			defer c.wg.Done()
-			c.finish(id)
 			c.mu.Lock()
-			c.mu.txns[id].clearBusy()
+			e := c.mu.txns[id]
+			st := e.meta.State
 			c.mu.Unlock()
-		}(id)
+			defer func() {
+				c.mu.Lock()
+				e.clearBusy()
+				c.mu.Unlock()
+			}()
+			if st == PrepareCommit || st == PrepareAbort {
+				c.lg.Info("completing transaction left in prepare state", "transactional_id", id)
+				if !c.finish(id) {
+					return
+				}
+			}
+			if len(tps) > 0 {
+				c.abortUnregistered(e, tps)
+			}
+		}(id, orphans.byID[id])
+	}
+	for _, o := range orphans.unknown {
+		c.wg.Add(1)
+		go func(o orphanTxn) {
+			defer c.wg.Done()
+			c.lg.Warn("aborting an open transaction of an unknown producer", "topic", o.tp.Topic, "partition", o.tp.Partition, "producer_id", o.pid, "producer_epoch", o.epoch)
+			c.writeMarker(o.tp, o.pid, o.epoch, false)
+		}(o)
 	}
 	go c.run()
 	return c, nil
+}
+
+// orphanTxn is an open transaction found in a partition's producer state.
+type orphanTxn struct {
+	tp    TopicPartition
+	pid   int64
+	epoch int16
+}
+
+// orphans are the open transactions of partitions that no transaction of
+// the coordinator accounts for: per transactional id (its producer id
+// matches) the partitions, and those of producer ids no id has.
+type orphans struct {
+	byID    map[string][]TopicPartition
+	unknown []orphanTxn
+}
+
+// findUnregistered lists the partitions holding an open transaction that
+// the loaded coordinator state does not include: what a crash leaves when a
+// Produce v12+ batch reached its partition's disk but the registration
+// written beside it (VerifyAndEnqueue) did not. Left alone, such a
+// transaction would hold the partition's LSO for good.
+func (c *Coordinator) findUnregistered() orphans {
+	out := orphans{byID: map[string][]TopicPartition{}}
+	c.mu.Lock()
+	byPID := make(map[int64]*entry, len(c.mu.txns))
+	for _, e := range c.mu.txns {
+		byPID[e.meta.ProducerID] = e
+	}
+	c.mu.Unlock()
+	for _, t := range c.b.Topics() {
+		for _, p := range t.Partitions {
+			tp := TopicPartition{Topic: p.Topic, Partition: p.Index}
+			for _, pe := range p.Producers() {
+				if pe.CurrentTxnFirstOffset < 0 {
+					continue
+				}
+				e := byPID[pe.ProducerID]
+				if e == nil {
+					out.unknown = append(out.unknown, orphanTxn{tp, pe.ProducerID, pe.ProducerEpoch})
+					continue
+				}
+				switch e.meta.State {
+				case Ongoing, PrepareCommit, PrepareAbort, PrepareEpochFence:
+					if e.meta.hasPartition(tp) {
+						continue
+					}
+				}
+				id := e.meta.TransactionalID
+				out.byID[id] = append(out.byID[id], tp)
+			}
+		}
+	}
+	return out
+}
+
+// abortUnregistered ends the open transactions of e's producer in tps
+// (found by findUnregistered) by aborting e's transaction with them added,
+// fencing the producer (e busy, mu not held). The fence matters: the
+// producer was never answered for those batches and may retry them with
+// the same sequence numbers, which the partitions would take for duplicates
+// of the aborted ones; with the epoch bumped the retry is refused instead.
+func (c *Coordinator) abortUnregistered(e *entry, tps []TopicPartition) {
+	cur := c.snapshot(e)
+	c.lg.Warn("aborting transaction data whose registration was lost in a crash; fencing its producer", "transactional_id", cur.TransactionalID, "partitions", len(tps))
+	next := cur.clone()
+	next.addPartitions(tps)
+	if next.State != Ongoing {
+		next.State = Ongoing
+		next.StartMs = c.clk.Now().UnixMilli()
+	}
+	next.UpdateMs = c.clk.Now().UnixMilli()
+	if err := c.commitTransition(e, next); err != nil {
+		c.lg.Error("registering lost transaction partitions failed; retried at the next start", "transactional_id", cur.TransactionalID, "err", err)
+		return
+	}
+	if err := c.abortLocked(e, true); err != nil {
+		c.lg.Error("aborting lost transaction data failed; retried at the next start", "transactional_id", cur.TransactionalID, "err", err)
+	}
 }
 
 // Close stops the sweeps and waits for marker writes in flight.
@@ -565,17 +675,36 @@ func (c *Coordinator) VerifyAndEnqueue(id string, producerID int64, epoch int16,
 			next.TV2 = true
 		}
 		next.UpdateMs = now
+		sp := c.b.Partition(StateTopic, c.partitionFor(id))
+		if sp == nil {
+			return failAll(kerr.CoordinatorNotAvailable)
+		}
+		// The registration and the batches it announces are queued
+		// together and their fsyncs overlap (one disk wait instead of two
+		// in a row): the produce is answered only once both are durable.
+		// NB: a crash between the two fsyncs can leave a batch on disk
+		// whose registration is not; the next start finds it in the
+		// partition's producer state and aborts it, fencing the producer
+		// (abortUnregistered). The entry stays busy until the
+		// registration is durable, so no EndTxn can decide the
+		// transaction before it is.
 		e.setBusy()
+		wait := c.enqueueWrite(sp, id, &next, partition.AckDurable)
+		for _, tp := range tps {
+			enqueue(tp)
+		}
 		c.mu.Unlock()
-		werr := c.write(id, &next)
+		res := <-wait
 		c.mu.Lock()
-		if werr == nil {
+		if res.Err == nil {
 			e.meta = next
 		}
 		e.clearBusy()
-		if werr != nil {
+		if res.Err != nil {
+			c.lg.Error("registering partitions of a transaction failed; batches already queued for them are aborted at the next start", "transactional_id", id, "err", res.Err)
 			return failAll(kerr.CoordinatorNotAvailable)
 		}
+		return errs
 	default:
 		for _, tp := range tps {
 			if st != Ongoing || !e.meta.hasPartition(tp) {
@@ -599,9 +728,10 @@ type EndResult struct {
 }
 
 // EndTxn commits or aborts the open transaction: Prepare is written, the
-// markers are written to every partition, then the transaction completes.
-// tv2 is set for EndTxn v5+, which bumps the epoch at every end and
-// returns the producer id and epoch of the next transaction. Blocking.
+// answer given, and then, in the background, the markers are written to
+// every partition and the transaction completes. tv2 is set for EndTxn
+// v5+, which bumps the epoch at every end and returns the producer id and
+// epoch of the next transaction. Blocks until Prepare is durable.
 func (c *Coordinator) EndTxn(id string, producerID int64, epoch int16, commit, tv2, knowsFenced bool) EndResult {
 	c.mu.Lock()
 	e, kerrv := c.acquireLocked(id)
@@ -697,18 +827,21 @@ func (c *Coordinator) EndTxn(id string, producerID int64, epoch int16, commit, t
 	next.UpdateMs = c.clk.Now().UnixMilli()
 	e.setBusy()
 	c.mu.Unlock()
-	err := c.commitTransition(e, next)
-	done := err == nil && c.finish(id)
-	cur := c.snapshot(e)
-	c.mu.Lock()
-	e.clearBusy()
-	c.mu.Unlock()
-	if !done {
-		// Not decided for the client yet (the markers are re-driven
-		// by the next start): a retriable error; the retry is then
-		// answered as a retry.
+	if err := c.commitTransition(e, next); err != nil {
+		c.mu.Lock()
+		e.clearBusy()
+		c.mu.Unlock()
 		return EndResult{Err: kerr.CoordinatorNotAvailable}
 	}
+	cur := c.snapshot(e)
+	c.wg.Add(1)
+	go func() {
+		defer c.wg.Done()
+		c.finish(id)
+		c.mu.Lock()
+		e.clearBusy()
+		c.mu.Unlock()
+	}()
 	return EndResult{ProducerID: cur.ProducerID, ProducerEpoch: cur.ProducerEpoch}
 }
 

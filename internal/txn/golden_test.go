@@ -70,6 +70,11 @@ package txn
 //	    and stop there: what a crash right after it leaves behind
 //	marker T/P pid=N epoch=N commit|abort
 //	    append one marker by hand, as the coordinator would
+//	orphan T/P id=ID pid=N epoch=N
+//	    append the next transactional batch of (pid, epoch) to the
+//	    partition without the coordinator: what a crash leaves when a
+//	    Produce v12+ batch reached the disk and its registration, written
+//	    beside it, did not
 
 import (
 	"bufio"
@@ -500,6 +505,21 @@ func (h *harness) run(where, cmd string) (out string) {
 		} else {
 			p("ok offset=%d", res.BaseOffset)
 		}
+	case "orphan":
+		tp := parseTP(a.word(0))
+		part := h.b.Partition(tp.Topic, tp.Partition)
+		if part == nil {
+			panic(cmdError("no partition " + a.word(0)))
+		}
+		pid, epoch := int64(a.int("pid", 0)), int16(a.int("epoch", 0))
+		batch, hdr := h.txnBatch(a.str("id"), pid, epoch, tp)
+		res := <-part.Append(batch, hdr)
+		if res.Err != nil {
+			p("error: %s", res.Err.Message)
+			break
+		}
+		h.seqs[seqKey{pid, epoch, tp}]++
+		p("ok offset=%d", res.BaseOffset)
 	default:
 		panic(cmdError("unknown command"))
 	}
@@ -532,22 +552,7 @@ func (h *harness) produce(a args) []string {
 		if p == nil {
 			panic(cmdError("no partition " + tp.Topic))
 		}
-		key := seqKey{pid, epoch, tp}
-		ts := h.clk.Now().UnixMilli()
-		rec := recordbatch.AppendRecord(nil, recordbatch.Record{Value: []byte(id)})
-		batch := recordbatch.Build(recordbatch.Header{
-			PartitionLeaderEpoch: -1,
-			Attributes:           recordbatch.AttrTransactional,
-			BaseTimestamp:        ts,
-			MaxTimestamp:         ts,
-			ProducerID:           pid,
-			ProducerEpoch:        epoch,
-			BaseSequence:         h.seqs[key],
-		}, [][]byte{rec})
-		hdr, err := recordbatch.Check(batch)
-		if err != nil {
-			panic(cmdError(err.Error()))
-		}
+		batch, hdr := h.txnBatch(id, pid, epoch, tp)
 		waits[tp] = p.Append(batch, hdr)
 	})
 	var lines []string
@@ -570,6 +575,27 @@ func (h *harness) produce(a args) []string {
 		lines = append(lines, fmt.Sprintf("%s: offset=%d", tp, res.BaseOffset))
 	}
 	return lines
+}
+
+// txnBatch builds the next transactional batch of (pid, epoch) for tp: one
+// record whose value is the transactional id.
+func (h *harness) txnBatch(id string, pid int64, epoch int16, tp TopicPartition) ([]byte, recordbatch.Header) {
+	ts := h.clk.Now().UnixMilli()
+	rec := recordbatch.AppendRecord(nil, recordbatch.Record{Value: []byte(id)})
+	batch := recordbatch.Build(recordbatch.Header{
+		PartitionLeaderEpoch: -1,
+		Attributes:           recordbatch.AttrTransactional,
+		BaseTimestamp:        ts,
+		MaxTimestamp:         ts,
+		ProducerID:           pid,
+		ProducerEpoch:        epoch,
+		BaseSequence:         h.seqs[seqKey{pid, epoch, tp}],
+	}, [][]byte{rec})
+	hdr, err := recordbatch.Check(batch)
+	if err != nil {
+		panic(cmdError(err.Error()))
+	}
+	return batch, hdr
 }
 
 func (tp TopicPartition) String() string { return tp.Topic + "/" + strconv.Itoa(int(tp.Partition)) }
@@ -705,6 +731,15 @@ func completesTo(d, m Metadata) bool {
 // even with -rewrite).
 func (h *harness) settle(where string) []string {
 	deadline := time.Now().Add(2 * time.Second)
+	// EndTxn answers once Prepare is durable and writes the markers
+	// after; wait for them, unless a partition was made to fail (its
+	// marker is retried until the next restart).
+	h.faults.Lock()
+	faulty := len(h.faults.dirs) > 0
+	h.faults.Unlock()
+	for !faulty && h.anyBusy() && time.Now().Before(deadline) {
+		time.Sleep(time.Millisecond)
+	}
 	for {
 		mem, dur := h.memory(), h.durable()
 		for id, d := range dur {
@@ -737,6 +772,18 @@ func (h *harness) settle(where string) []string {
 		}
 		time.Sleep(time.Millisecond)
 	}
+}
+
+// anyBusy reports whether a change of some transactional id is in flight.
+func (h *harness) anyBusy() bool {
+	h.c.mu.Lock()
+	defer h.c.mu.Unlock()
+	for _, e := range h.c.mu.txns {
+		if e.busy {
+			return true
+		}
+	}
+	return false
 }
 
 // changes reports the transactional ids whose summary changed.

@@ -1,6 +1,7 @@
 package partlog
 
 import (
+	"bytes"
 	"encoding/binary"
 	"fmt"
 	"io"
@@ -31,6 +32,22 @@ const (
 // an index entry even after the first, oversized batch of a segment (a batch
 // is at most math.MaxInt32 bytes).
 const maxSegmentBytes = math.MaxInt32
+
+// Pre-zeroed extents (see the package comment): the active segment's file
+// grows by an extent of zeros whenever an append would pass the zeroed end,
+// and the next Sync fsyncs it. An extent is the file's size so far, at least minExtentBytes
+// and at most maxExtentBytes (and never past segment.bytes unless a batch
+// needs it), so the zeros a segment carries are bounded by both its data
+// and maxExtentBytes: an idle partition costs little disk, a busy one pays
+// one journal commit per 8 MiB instead of one per append.
+const (
+	minExtentBytes = 64 << 10
+	maxExtentBytes = 8 << 20
+)
+
+// zeroChunk is what extensions write and what recovery compares with.
+// Never written to.
+var zeroChunk [1 << 20]byte
 
 // maxRelativeOffset bounds the offsets a segment may hold relative to its
 // base, so that they fit the index's uint32 (Kafka rolls at Int.MaxValue).
@@ -75,12 +92,34 @@ type segment struct {
 
 	// Invariant: bytes of f below size are whole, verified batches with
 	// contiguous offsets from base to next-1, and they change only by
-	// Truncate, which bumps gen.
-	size  int64        // (mu)
-	next  int64        // (mu) offset after the last batch; base when empty
-	gen   uint64       // (mu) bumped whenever bytes below size may change
-	index []indexEntry // (mu) sorted by rel and pos
-	times []timeEntry  // (mu) sorted by ts (strictly) and rel
+	// Truncate, which bumps gen. size is the segment's logical size: the
+	// file may be longer (zeroEnd), so nothing may use the file's size as
+	// the end of its data.
+	size int64 // (mu)
+	// zeroEnd is the file's size: the active segment's file grows by
+	// extents of zeros (minExtentBytes to maxExtentBytes, 8 MiB:
+	// one journal commit per extent instead of one per Sync; see the
+	// package comment). Invariant: size <= zeroEnd and every byte in
+	// [size, zeroEnd) is zero. The owner writes batches at size with
+	// WriteAt, so what a crash can leave after the last synced batch is
+	// the batches written since, possibly torn or missing, then zeros;
+	// recovery keeps the valid batches up to the first invalid or zero
+	// header (a header of zeros is no batch). Only the active segment has
+	// zeroEnd > size: roll trims the file to size, and recovery trims a
+	// closed segment that a crash left untrimmed. A failed write may break
+	// the invariant; the storage error is sticky, and recovery treats
+	// non-zero bytes after zeros as a torn tail.
+	//
+	// NB: that the zeros are durable (the fsync after an extension, see
+	// grown) is what makes a later Datasync cheap, not what makes it correct: fdatasync also
+	// commits any size or allocation change the data needs. So zeros that
+	// recovery finds, perhaps only in the page cache after a process
+	// crash, are used as they are.
+	zeroEnd int64        // (owner)
+	next    int64        // (mu) offset after the last batch; base when empty
+	gen     uint64       // (mu) bumped whenever bytes below size may change
+	index   []indexEntry // (mu) sorted by rel and pos
+	times   []timeEntry  // (mu) sorted by ts (strictly) and rel
 	// maxTs is the largest MaxTimestamp of the segment's batches and maxTsOff
 	// the base offset of the first batch holding it; valid when size > 0.
 	maxTs    int64 // (mu)
@@ -99,6 +138,9 @@ type segment struct {
 	idxWritten  int    // (owner) entries of index already in the index file
 	timeWritten int    // (owner)
 	dirty       bool   // (owner) the log file has writes not yet synced
+	// grown means the file was extended since its last fsync, so the next
+	// sync must be a full fsync (Sync), not Datasync.
+	grown bool // (owner)
 }
 
 func (s *segment) indexPath() string { return s.path[:len(s.path)-len(logSuffix)] + indexSuffix }
@@ -290,6 +332,29 @@ func (r *seqReader) window(pos int64, n int) ([]byte, error) {
 	return r.buf[:n], nil
 }
 
+// firstNonZero returns the position of the first non-zero byte at or after
+// pos, or r.size if there is none.
+func (r *seqReader) firstNonZero(pos int64) (int64, error) {
+	for pos < r.size {
+		b, err := r.window(pos, int(min(int64(len(zeroChunk)), r.size-pos)))
+		if err != nil {
+			return 0, err
+		}
+		if !isZero(b) {
+			for i, c := range b {
+				if c != 0 {
+					return pos + int64(i), nil
+				}
+			}
+		}
+		pos += int64(len(b))
+	}
+	return r.size, nil
+}
+
+// isZero reports whether b holds only zeros; len(b) <= len(zeroChunk).
+func isZero(b []byte) bool { return bytes.Equal(b, zeroChunk[:len(b)]) }
+
 // invalidBatch describes the first bad byte range of a segment.
 type invalidBatch struct {
 	pos    int64  // position of the first byte not part of a valid batch
@@ -299,8 +364,9 @@ type invalidBatch struct {
 
 // scanSegment verifies every batch of s from position 0 and rebuilds s's
 // in-memory state and indexes. It returns nil, nil if the whole file is
-// valid, the first invalid spot otherwise (s then describes the valid
-// prefix), or an I/O error.
+// valid: batches, then possibly zeros up to the end of the file (s.size is
+// where the batches end, s.zeroEnd the file's size); the first invalid spot
+// otherwise (s then describes the valid prefix), or an I/O error.
 func scanSegment(s *segment, r *seqReader, interval int) (*invalidBatch, error) {
 	st, err := s.f.Stat()
 	if err != nil {
@@ -308,20 +374,38 @@ func scanSegment(s *segment, r *seqReader, interval int) (*invalidBatch, error) 
 	}
 	r.f, r.size, r.off, r.n = s.f, st.Size(), 0, 0
 	s.reset()
+	s.zeroEnd = r.size
 	bad := func(pos int64, format string, args ...any) (*invalidBatch, error) {
 		return &invalidBatch{pos: pos, offset: s.next, reason: fmt.Sprintf(format, args...)}, nil
 	}
 	var pos int64
 	for pos < r.size {
+		// A header's worth of zeros is no batch (its length and magic are
+		// zero): it starts the pre-zeroed rest of an extent, a clean end if
+		// every byte up to the end of the file is zero. Zeros followed by
+		// anything else are bytes written past a hole (unsynced, or the
+		// invariant on segment.zeroEnd was broken by a failed write):
+		// invalid here, a torn tail to the caller if in the last segment.
+		hb, err := r.window(pos, int(min(int64(recordbatch.HeaderSize), r.size-pos)))
+		if err != nil {
+			return nil, err
+		}
+		if isZero(hb) {
+			at, err := r.firstNonZero(pos)
+			if err != nil {
+				return nil, err
+			}
+			if at == r.size {
+				return nil, nil
+			}
+			return bad(pos, "%d zero bytes followed by non-zero bytes at position %d", at-pos, at)
+		}
 		// A tail shorter than a header is what a write torn after the
 		// previous batch leaves behind.
 		if r.size-pos < recordbatch.HeaderSize {
 			return bad(pos, "%d bytes at the end of the file are shorter than a batch header", r.size-pos)
 		}
-		hb, err := r.window(pos, recordbatch.HeaderSize)
-		if err != nil {
-			return nil, err
-		}
+		// hb is the whole header now.
 		// ParseHeader checks magic 2 and a length covering the header: the
 		// length chain is what finds the next batch, so a wrong length
 		// would make every later "batch" garbage.

@@ -293,11 +293,31 @@ func (c *Coordinator) maybeCompact() {
 		return
 	}
 	c.mu.Unlock()
+	floor := c.compactMinRecords()
+	regions := map[int32]int64{}
+	for _, p := range t.Partitions {
+		end := p.Log().NextOffset()
+		if region := end - p.Offsets().LogStartOffset; region > floor {
+			c.mu.Lock()
+			at, stuck := c.mu.compact.stuckAt[p.Index]
+			c.mu.Unlock()
+			if !stuck || end-at >= floor {
+				regions[p.Index] = region
+			}
+		}
+	}
+	if len(regions) == 0 {
+		return
+	}
+	live := c.liveCounts()
 	var best *partition.Partition
 	var bestOver int64
 	for _, p := range t.Partitions {
-		region, live := c.compactNeed(p)
-		if over := region - max(c.compactMinRecords(), compactLiveRatio*live); over > bestOver {
+		region, ok := regions[p.Index]
+		if !ok {
+			continue
+		}
+		if over := region - max(floor, compactLiveRatio*live[p.Index]); over > bestOver {
 			best, bestOver = p, over
 		}
 	}
@@ -323,30 +343,19 @@ func (c *Coordinator) maybeCompact() {
 	}()
 }
 
-// compactNeed returns the records from p's log start and, when that is past
-// the floor, p's live keys (0 when not counted, or when p is stuck).
-func (c *Coordinator) compactNeed(p *partition.Partition) (region, live int64) {
-	end := p.Log().NextOffset()
-	region = end - p.Offsets().LogStartOffset
-	if region <= c.compactMinRecords() {
-		return region, 0
-	}
+// liveCounts are the live keys per offsets partition: metadata records in
+// the view and committed offsets.
+func (c *Coordinator) liveCounts() map[int32]int64 {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if at, ok := c.mu.compact.stuckAt[p.Index]; ok && end-at < c.compactMinRecords() {
-		return 0, 0
-	}
+	live := map[int32]int64{}
 	for id, gv := range c.mu.compact.views {
-		if c.PartitionFor(id) == p.Index {
-			live += 1 + int64(len(gv.cm))
-		}
+		live[c.PartitionFor(id)] += 1 + int64(len(gv.cm))
 	}
 	for id, m := range c.mu.offsets {
-		if c.PartitionFor(id) == p.Index {
-			live += int64(len(m))
-		}
+		live[c.PartitionFor(id)] += int64(len(m))
 	}
-	return region, live
+	return live
 }
 
 // CompactResult says what one compaction did.

@@ -53,6 +53,10 @@ func crashHistory(t *testing.T, seed uint64) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// Small extents, so that segments grow by several and crashes tear
+	// batches written inside them.
+	extents := func(l *Log) { setExtents(l, int64(16+rng.IntN(200)), int64(100+rng.IntN(600))) }
+	extents(l)
 	model := map[int64][]byte{} // base offset -> batch, the current history
 	var acked int64             // everything below was synced
 	start := int64(0)           // the start offset last set
@@ -106,6 +110,7 @@ func crashHistory(t *testing.T, seed uint64) {
 			if start != l.StartOffset() {
 				t.Fatalf("seed %d: start %d, log says %d", seed, start, l.StartOffset())
 			}
+			checkZeroTail(t, l)
 		}
 
 		// Crash: the old Log is abandoned, as the process would be.
@@ -115,6 +120,8 @@ func crashHistory(t *testing.T, seed uint64) {
 			t.Fatalf("seed %d crash %d: reopen: %v", seed, crash, err)
 		}
 		ctx := fmt.Sprintf("seed %d crash %d", seed, crash)
+		checkZeroTail(t, l)
+		extents(l)
 		if l.NextOffset() < acked {
 			t.Fatalf("%s: next offset %d, but %d was synced", ctx, l.NextOffset(), acked)
 		}

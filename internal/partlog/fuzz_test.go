@@ -10,7 +10,8 @@ import (
 )
 
 // FuzzRecover damages one segment file of a three-segment log (appending
-// bytes to it or writing them over it) and reopens it. Open must not panic;
+// bytes to it or writing them over it; the last segment's file ends in its
+// extent's zeros) and reopens it. Open must not panic;
 // it either refuses with ErrCorrupt or yields a gap-free log whose batches
 // all verify, that still holds everything before the damage, and that
 // accepts appends and reopens to the same state.
@@ -23,6 +24,13 @@ func FuzzRecover(f *testing.F) {
 	f.Add([]byte{0xff}, uint8(2), uint16(30), true)
 	f.Add([]byte{0xff}, uint8(1), uint16(30), true)
 	f.Add(good[:40], uint8(2), uint16(200), true)
+	// Zeros after a closed segment's data (a crash between roll and trim),
+	// zeros and then data, and a torn batch inside the last segment's
+	// zeros.
+	f.Add(make([]byte, 100), uint8(0), uint16(0), false)
+	f.Add(append(make([]byte, 100), 1), uint8(0), uint16(0), false)
+	f.Add(append(make([]byte, 100), 1), uint8(2), uint16(0), false)
+	f.Add(good[:30], uint8(2), uint16(300), true)
 	f.Fuzz(func(t *testing.T, data []byte, which uint8, at uint16, overwrite bool) {
 		m, dir := newMemDir(t)
 		cfg := DefaultConfig()
@@ -74,6 +82,7 @@ func FuzzRecover(f *testing.F) {
 			return
 		}
 		batches := allBatches(t, l) // verifies CRCs and contiguity
+		checkZeroTail(t, l)
 		// Damage at pos cannot lose batches of earlier segments, nor the
 		// batches that end at or before pos in the damaged one.
 		var intact int64

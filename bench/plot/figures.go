@@ -196,10 +196,11 @@ func newPlot(title, x, y string) *plot.Plot {
 }
 
 // Throughput draws one panel per scenario (of every report, in order; a
-// scenario seen twice is labelled with its report's number) with each
+// scenario seen twice is labelled with its report's name, names[i] for
+// reps[i], or its number) with each
 // target's median and min–max of the scenario's metric. Latency scenarios
 // are left to Latency.
-func Throughput(reps []bench.Report, path string) error {
+func Throughput(reps []bench.Report, names []string, path string) error {
 	var panels []*plot.Plot
 	seen := map[string]bool{}
 	for ri, rep := range reps {
@@ -209,7 +210,11 @@ func Throughput(reps []bench.Report, path string) error {
 			}
 			title := ss.Scenario
 			if seen[title] {
-				title = fmt.Sprintf("%s (report %d)", title, ri+1)
+				name := fmt.Sprintf("report %d", ri+1)
+				if ri < len(names) {
+					name = names[ri]
+				}
+				title = fmt.Sprintf("%s (%s)", title, name)
 			}
 			seen[ss.Scenario] = true
 			if rep.Settings.Reps == 1 {
@@ -593,8 +598,8 @@ type humanLogTicks struct{}
 
 func (humanLogTicks) Ticks(lo, hi float64) []plot.Tick {
 	ts := plot.LogTicks{}.Ticks(lo, hi)
-	// Within two decades or fewer, label 2 and 5 of each decade too.
-	few := math.Log10(hi/lo) <= 2
+	// Within three decades or fewer, label 2 and 5 of each decade too.
+	few := math.Log10(hi/lo) <= 3
 	for i := range ts {
 		m := ts[i].Value / math.Pow10(int(math.Floor(math.Log10(ts[i].Value)+1e-9)))
 		major := ts[i].Label != "" || (few && (math.Abs(m-2) < 1e-6 || math.Abs(m-5) < 1e-6))

@@ -58,7 +58,11 @@ func run() error {
 			if err != nil {
 				return err
 			}
-			return Throughput(reps, path)
+			var names []string
+			for _, f := range in {
+				names = append(names, strings.TrimSuffix(filepath.Base(f), ".json"))
+			}
+			return Throughput(reps, names, path)
 		}},
 		{"latency.png", splitList(*latency), func(in []string, path string) error {
 			reps, err := readReports(in)

@@ -27,7 +27,7 @@ func TestFigures(t *testing.T) {
 			if err != nil {
 				return err
 			}
-			return Throughput(reps, path)
+			return Throughput(reps, []string{"a", "b"}, path)
 		}},
 		{"latency.png", []string{td("run.json")}, 1, 1, func(in []string, path string) error {
 			reps, err := readReports(in)
@@ -116,7 +116,7 @@ func TestNoInput(t *testing.T) {
 	if err := StartupLog(nil, path); err == nil {
 		t.Error("StartupLog without reports: no error")
 	}
-	if err := Throughput(nil, path); err == nil {
+	if err := Throughput(nil, nil, path); err == nil {
 		t.Error("Throughput without reports: no error")
 	}
 	if _, err := os.Stat(path); err == nil {

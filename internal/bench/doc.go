@@ -20,6 +20,10 @@
 // and the median of those ratios is reported: on a shared 2-core machine the
 // noise between repetitions is larger than the noise between neighbours.
 //
+// bench/startup uses the same broker processes differently (startup.go):
+// it restarts one broker on a data directory it filled, after SIGTERM and
+// after SIGKILL, and times each start; bench/plot draws the reports of both.
+//
 // What this package does not do: it does not pin CPUs, it does not isolate
 // client and broker (they share the machine), and it measures only what the
 // client sees plus the broker's own CPU counters.

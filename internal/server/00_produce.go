@@ -39,7 +39,9 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 )
 
-func init() { register(0, 3, 13, handleProduce) }
+const produceKey = 0
+
+func init() { register(produceKey, 3, 13, handleProduce) }
 
 type txnProducer struct {
 	pid   int64

@@ -255,13 +255,46 @@ func (c *conn) readLoop() error {
 		if size < 8 || size > c.s.maxFrame {
 			return &protocolError{fmt.Sprintf("frame of %d bytes is outside 8..%d (socket.request.max.bytes)", size, c.s.maxFrame)}
 		}
-		frame := make([]byte, size)
+		// A large frame is read into a pooled buffer (reading overwrites
+		// all of it, so it needs no zeroing). Only a produce gives it
+		// back, once its response is encoded: its batches alias the
+		// frame until every append is answered, and nothing else of it
+		// is kept (kmsg copies strings). Other requests may keep aliases
+		// (group member metadata, for one), so their frames are left to
+		// the garbage collector.
+		pooled := int(size) >= minPooledBytes
+		var frame []byte
+		if pooled {
+			frame = getBuf(int(size))[:size]
+		} else {
+			frame = make([]byte, size)
+		}
 		if _, err := io.ReadFull(r, frame); err != nil {
 			return err
 		}
 		p, err := c.decodeAndHandle(frame)
 		if err != nil {
 			return err
+		}
+		if pooled && p.key == produceKey && p.r.wait != nil {
+			// acks=0 (noResponse) is never given back: nothing tells
+			// when its appends are done. Neither is a frame whose wait
+			// did not return (it panicked): appends may still read it.
+			wait, prev := p.r.wait, p.r.release
+			answered := false // wait and release both run on the writer
+			p.r.wait = func() kmsg.Response {
+				resp := wait()
+				answered = true
+				return resp
+			}
+			p.r.release = func() {
+				if prev != nil {
+					prev()
+				}
+				if answered {
+					putBuf(frame)
+				}
+			}
 		}
 		select {
 		case c.pending <- p:

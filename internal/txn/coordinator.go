@@ -316,9 +316,11 @@ func (c *Coordinator) ensureTopic() *kerr.Error {
 	if c.b.Topic(StateTopic) != nil {
 		return nil
 	}
-	// NB: without compaction the log is kept whole; expired ids are
-	// tombstoned but their records stay until compaction exists.
-	_, perr := c.b.CreateInternalTopic(StateTopic, c.settings.Partitions, map[string]string{"retention.ms": "-1", "retention.bytes": "-1"})
+	// NB: retention stays off: a quiet partition's live records are old,
+	// and only compaction (compact.go) may drop what they supersede. Its
+	// segments are 100 MiB (Kafka's transaction.state.log.segment.bytes),
+	// so superseded records go with whole segments soon after a compaction.
+	_, perr := c.b.CreateInternalTopic(StateTopic, c.settings.Partitions, map[string]string{"retention.ms": "-1", "retention.bytes": "-1", "segment.bytes": "104857600"})
 	if perr != nil && perr.Code != kerr.TopicAlreadyExists {
 		c.lg.Error("creating the transaction state topic failed", "err", perr)
 		return kerr.CoordinatorNotAvailable
@@ -985,6 +987,7 @@ func (c *Coordinator) run() {
 		}
 		now := c.clk.Now()
 		c.AbortExpired(now)
+		c.Compact(now)
 		if now.Sub(lastExpiry) > time.Minute {
 			c.ExpireIDs(now)
 			lastExpiry = now

@@ -32,18 +32,21 @@
 // behind every other writer's metadata. An fdatasync after overwriting
 // blocks that are already allocated, zeroed and synced needs no journal
 // commit. So the active segment's file grows ahead of its data by extents
-// of zeros (minExtentBytes doubling up to maxExtentBytes, 8 MiB), and the
-// first Sync after an extension is a full fsync; batches are written at the
-// logical end with WriteAt, and every other Sync is an fdatasync. The file is then longer than its data:
-// segment.size, never the file's size, is where the data ends, and the
-// bytes between it and the file's end are zero (segment.zeroEnd). Recovery
-// takes a header's worth of zeros where a batch should start, with only
-// zeros after it, as the clean end of the segment; a torn batch (possibly
-// followed by zeros) is a torn tail as before. Roll trims the closed
-// segment's file to its data (ftruncate and fsync) before the next segment
-// exists, so only the active segment carries zeros; a closed segment found
-// with a zero tail (a crash between the two, or an older trim that was not
-// durable) is trimmed by Open. Close keeps the zeros for the next run.
+// of zeros (minExtentBytes doubling up to maxExtentBytes, 4 MiB: one
+// journal commit per extent, while the zeros a segment carries are at most
+// the larger of 64 KiB and its data, and at most 4 MiB), and the first Sync
+// after an extension is a full fsync; batches are written at the logical
+// end with WriteAt, and every other Sync is an fdatasync. The file is then
+// longer than its data: segment.size, never the file's size, is where the
+// data ends, and the bytes between it and the file's end are zero
+// (segment.zeroEnd). Recovery takes a header's worth of zeros where a batch
+// should start, with only zeros after it, as the clean end of the segment;
+// a torn batch (possibly followed by zeros) is a torn tail as before. Roll
+// trims the closed segment's file to its data (ftruncate and fsync) before
+// the next segment exists, so only the active segment carries zeros; a
+// closed segment found with a zero tail (a crash between the two, or an
+// older trim that was not durable) is trimmed by Open. Close keeps the
+// zeros for the next run.
 //
 // # Errors
 //

@@ -35,14 +35,18 @@ const maxSegmentBytes = math.MaxInt32
 
 // Pre-zeroed extents (see the package comment): the active segment's file
 // grows by an extent of zeros whenever an append would pass the zeroed end,
-// and the next Sync fsyncs it. An extent is the file's size so far, at least minExtentBytes
-// and at most maxExtentBytes (and never past segment.bytes unless a batch
-// needs it), so the zeros a segment carries are bounded by both its data
-// and maxExtentBytes: an idle partition costs little disk, a busy one pays
-// one journal commit per 8 MiB instead of one per append.
+// and the next Sync fsyncs it. An extent is the file's size so far, at
+// least minExtentBytes and at most maxExtentBytes (and never past
+// segment.bytes unless a batch needs it), so the zeros a segment carries
+// are bounded by both its data and maxExtentBytes: an idle partition costs
+// little disk, a busy one pays one journal commit per 4 MiB instead of one
+// per Sync. NB: the Sync after an extension also writes the extent's zeros
+// back, about 4 ms for 4 MiB on the virtio disk measured (8 MiB took 7-8
+// ms, for no gain at the median), so maxExtentBytes is a tail-latency
+// bound: see docs/BENCHMARKS.md, "Pre-zeroed segment extents".
 const (
 	minExtentBytes = 64 << 10
-	maxExtentBytes = 8 << 20
+	maxExtentBytes = 4 << 20
 )
 
 // zeroChunk is what extensions write and what recovery compares with.
@@ -97,7 +101,7 @@ type segment struct {
 	// the end of its data.
 	size int64 // (mu)
 	// zeroEnd is the file's size: the active segment's file grows by
-	// extents of zeros (minExtentBytes to maxExtentBytes, 8 MiB:
+	// extents of zeros (minExtentBytes to maxExtentBytes, 4 MiB:
 	// one journal commit per extent instead of one per Sync; see the
 	// package comment). Invariant: size <= zeroEnd and every byte in
 	// [size, zeroEnd) is zero. The owner writes batches at size with

@@ -48,6 +48,7 @@ func crashHistory(t *testing.T, seed uint64) {
 	cfg.SegmentBytes = int64(300 + rng.IntN(1500))
 	cfg.IndexIntervalBytes = rng.IntN(400)
 	cfg.RetentionMs = -1
+	cfg.Preallocate = rng.IntN(3) > 0
 	now := t0
 	l, err := Open(m, dir, cfg, now)
 	if err != nil {

@@ -15,6 +15,13 @@ import (
 // Tests of pre-zeroed segment extents: see the package comment and
 // segment.zeroEnd.
 
+// preallocConfig is DefaultConfig with Preallocate.
+func preallocConfig() Config {
+	c := DefaultConfig()
+	c.Preallocate = true
+	return c
+}
+
 // setExtents makes l extend its active segment by extents of min to max
 // bytes instead of minExtentBytes to maxExtentBytes.
 func setExtents(l *Log, min, max int64) {
@@ -91,7 +98,7 @@ func (f countFile) Datasync() error { f.c.datasyncs.Add(1); return f.File.Datasy
 func TestSyncIsDatasyncInsideAnExtent(t *testing.T) {
 	m, dir := newMemDir(t)
 	c := &countFS{FS: m}
-	l := mustOpen(t, c, dir, DefaultConfig())
+	l := mustOpen(t, c, dir, preallocConfig())
 	defer l.Close()
 	setExtents(l, 1000, 4000)
 	name := dir + "/" + segmentName(0) + logSuffix
@@ -136,7 +143,7 @@ func equalInts(a, b []int64) bool {
 // clean, keeps its zeros for the next appends, and reports no repair.
 func TestRecoverPreZeroedTail(t *testing.T) {
 	fsKinds(t, func(t *testing.T, fsys vfs.FS, dir string) {
-		l := mustOpen(t, fsys, dir, DefaultConfig())
+		l := mustOpen(t, fsys, dir, preallocConfig())
 		want := appendN(t, l, 10, 2, 30, constTs, t0)
 		if err := l.Sync(); err != nil {
 			t.Fatal(err)
@@ -151,7 +158,7 @@ func TestRecoverPreZeroedTail(t *testing.T) {
 		} // else the Log is abandoned as by a killed process
 		defer l.Close()
 
-		r := mustOpen(t, fsys, dir, DefaultConfig())
+		r := mustOpen(t, fsys, dir, preallocConfig())
 		if r.NextOffset() != 20 || r.Size() != size {
 			t.Fatalf("next %d size %d, want 20 %d", r.NextOffset(), r.Size(), size)
 		}
@@ -167,7 +174,7 @@ func TestRecoverPreZeroedTail(t *testing.T) {
 		if err := r.Close(); err != nil {
 			t.Fatal(err)
 		}
-		r = mustOpen(t, fsys, dir, DefaultConfig())
+		r = mustOpen(t, fsys, dir, preallocConfig())
 		defer r.Close()
 		if got := allBatches(t, r); len(got) != len(want) || !bytes.Equal(bytes.Join(got, nil), bytes.Join(want, nil)) {
 			t.Fatalf("%d batches after reopen, want %d", len(got), len(want))
@@ -184,7 +191,7 @@ func TestRecoverTornBatchBeforeZeros(t *testing.T) {
 	// small base offset) is no tear: the batch was just not written.
 	for _, tear := range []int{8, 20, recordbatch.HeaderSize, -10} {
 		fsKinds(t, func(t *testing.T, fsys vfs.FS, dir string) {
-			l := mustOpen(t, fsys, dir, DefaultConfig())
+			l := mustOpen(t, fsys, dir, preallocConfig())
 			appendN(t, l, 5, 1, 50, constTs, t0)
 			end := l.Size()
 			if err := l.Close(); err != nil {
@@ -206,7 +213,7 @@ func TestRecoverTornBatchBeforeZeros(t *testing.T) {
 			f.Sync()
 			f.Close()
 
-			l = mustOpen(t, fsys, dir, DefaultConfig())
+			l = mustOpen(t, fsys, dir, preallocConfig())
 			defer l.Close()
 			rec := l.Recovery()
 			if l.NextOffset() != 5 || l.Size() != end || rec.TornFile != name || rec.TornPosition != end {
@@ -230,7 +237,7 @@ func TestRecoverTornBatchBeforeZeros(t *testing.T) {
 // corruption.
 func TestZerosThenDataIsTornOrCorrupt(t *testing.T) {
 	m, dir := newMemDir(t)
-	cfg := DefaultConfig()
+	cfg := preallocConfig()
 	cfg.SegmentBytes = 500
 	l := mustOpen(t, m, dir, cfg)
 	appendN(t, l, 20, 1, 50, constTs, t0)
@@ -274,7 +281,7 @@ func TestZerosThenDataIsTornOrCorrupt(t *testing.T) {
 // so the test makes the state by hand.
 func TestCrashBetweenRollAndTrim(t *testing.T) {
 	fsKinds(t, func(t *testing.T, fsys vfs.FS, dir string) {
-		cfg := DefaultConfig()
+		cfg := preallocConfig()
 		cfg.SegmentBytes = 500
 		l := mustOpen(t, fsys, dir, cfg)
 		want := appendN(t, l, 20, 1, 50, constTs, t0)
@@ -315,7 +322,7 @@ func TestCrashBetweenRollAndTrim(t *testing.T) {
 // segment before it, it is removed like an empty one.
 func TestZeroOnlySegmentsHoldNoData(t *testing.T) {
 	m, dir := newMemDir(t)
-	l := mustOpen(t, m, dir, DefaultConfig())
+	l := mustOpen(t, m, dir, preallocConfig())
 	appendN(t, l, 5, 1, 50, constTs, t0)
 	end := l.Size()
 	appendN(t, l, 1, 1, 50, constTs, t0)
@@ -336,7 +343,7 @@ func TestZeroOnlySegmentsHoldNoData(t *testing.T) {
 	only := m.CrashClone(nil)
 	only.Remove(name)
 	only.SyncDir(dir)
-	r := mustOpen(t, only, dir, DefaultConfig())
+	r := mustOpen(t, only, dir, preallocConfig())
 	if r.NextOffset() != 6 || r.Size() != 0 || r.Recovery().TornFile != "" {
 		t.Fatalf("zero-only last segment: next %d size %d recovery %+v", r.NextOffset(), r.Size(), r.Recovery())
 	}
@@ -347,7 +354,7 @@ func TestZeroOnlySegmentsHoldNoData(t *testing.T) {
 	}
 	r.Close()
 
-	l = mustOpen(t, m, dir, DefaultConfig())
+	l = mustOpen(t, m, dir, preallocConfig())
 	defer l.Close()
 	rec := l.Recovery()
 	if l.NextOffset() != 5 || rec.TornFile != name || len(rec.RemovedFiles) != 1 || rec.RemovedFiles[0] != seg6 {
@@ -358,7 +365,7 @@ func TestZeroOnlySegmentsHoldNoData(t *testing.T) {
 // TestReadsStopAtLogicalEnd: no read returns the zeros past the data,
 // whatever its bounds, on real files.
 func TestReadsStopAtLogicalEnd(t *testing.T) {
-	l := mustOpen(t, vfs.OS, t.TempDir(), DefaultConfig())
+	l := mustOpen(t, vfs.OS, t.TempDir(), preallocConfig())
 	defer l.Close()
 	var want [][]byte
 	for i := 0; i < 40; i++ {
@@ -404,7 +411,7 @@ func TestReadsStopAtLogicalEnd(t *testing.T) {
 // the active segment's zeros.
 func TestRetentionBytesUsesLogicalSize(t *testing.T) {
 	m, dir := newMemDir(t)
-	cfg := DefaultConfig()
+	cfg := preallocConfig()
 	cfg.SegmentBytes = 1000
 	cfg.RetentionMs = -1
 	l := mustOpen(t, m, dir, cfg)
@@ -441,7 +448,7 @@ func TestRetentionBytesUsesLogicalSize(t *testing.T) {
 // too), later appends extend it again, and the log reopens the same.
 func TestTruncateDropsZeros(t *testing.T) {
 	fsKinds(t, func(t *testing.T, fsys vfs.FS, dir string) {
-		l := mustOpen(t, fsys, dir, DefaultConfig())
+		l := mustOpen(t, fsys, dir, preallocConfig())
 		setExtents(l, 300, 1200)
 		appendN(t, l, 30, 1, 60, constTs, t0)
 		checkZeroTail(t, l)
@@ -461,7 +468,7 @@ func TestTruncateDropsZeros(t *testing.T) {
 		if err := l.Close(); err != nil {
 			t.Fatal(err)
 		}
-		l = mustOpen(t, fsys, dir, DefaultConfig())
+		l = mustOpen(t, fsys, dir, preallocConfig())
 		defer l.Close()
 		if got := allBatches(t, l); !bytes.Equal(bytes.Join(got, nil), bytes.Join(want, nil)) {
 			t.Fatalf("%d batches after reopen, want %d", len(got), len(want))
@@ -482,7 +489,7 @@ func TestExtensionErrorsAreSticky(t *testing.T) {
 				}
 				return nil
 			})
-			l := mustOpen(t, fsys, dir, DefaultConfig())
+			l := mustOpen(t, fsys, dir, preallocConfig())
 			defer l.Close()
 			fail.Store(true)
 			err := l.Append(makeBatch(0, 1, 10, 0), t0) // extends first
@@ -500,5 +507,40 @@ func TestExtensionErrorsAreSticky(t *testing.T) {
 				t.Fatalf("sync after failure: %v", err)
 			}
 		})
+	}
+}
+
+// TestWithoutPreallocateFilesAreExact: without Preallocate the file is its
+// data, every Sync is a full fsync, and Open trims the zeros a log written
+// with Preallocate left in its active segment (what test/fault's torn tail
+// test expects of a segment file).
+func TestWithoutPreallocateFilesAreExact(t *testing.T) {
+	m, dir := newMemDir(t)
+	c := &countFS{FS: m}
+	l := mustOpen(t, c, dir, preallocConfig())
+	appendN(t, l, 3, 1, 40, constTs, t0)
+	l.Close()
+	name := dir + "/" + segmentName(0) + logSuffix
+	if fileSize(t, m, name) != minExtentBytes {
+		t.Fatalf("file %d bytes", fileSize(t, m, name))
+	}
+	l = mustOpen(t, c, dir, DefaultConfig())
+	defer l.Close()
+	if rec := l.Recovery(); len(rec.TrimmedFiles) != 1 || rec.TrimmedFiles[0] != name || rec.TornFile != "" {
+		t.Fatalf("recovery %+v", rec)
+	}
+	c.syncs.Store(0)
+	for i := 0; i < 5; i++ {
+		appendN(t, l, 1, 1, 40, constTs, t0)
+		if err := l.Sync(); err != nil {
+			t.Fatal(err)
+		}
+		if fileSize(t, m, name) != l.Size() {
+			t.Fatalf("file %d bytes for %d of data", fileSize(t, m, name), l.Size())
+		}
+		checkZeroTail(t, l)
+	}
+	if c.syncs.Load() != 5 || c.datasyncs.Load() != 0 {
+		t.Fatalf("%d fsyncs and %d fdatasyncs for 5 syncs", c.syncs.Load(), c.datasyncs.Load())
 	}
 }

@@ -10,8 +10,8 @@ import (
 )
 
 // FuzzRecover damages one segment file of a three-segment log (appending
-// bytes to it or writing them over it; the last segment's file ends in its
-// extent's zeros) and reopens it. Open must not panic;
+// bytes to it or writing them over it; with Preallocate, which < 128, the
+// last segment's file ends in its extent's zeros) and reopens it. Open must not panic;
 // it either refuses with ErrCorrupt or yields a gap-free log whose batches
 // all verify, that still holds everything before the damage, and that
 // accepts appends and reopens to the same state.
@@ -31,11 +31,13 @@ func FuzzRecover(f *testing.F) {
 	f.Add(append(make([]byte, 100), 1), uint8(0), uint16(0), false)
 	f.Add(append(make([]byte, 100), 1), uint8(2), uint16(0), false)
 	f.Add(good[:30], uint8(2), uint16(300), true)
+	f.Add(make([]byte, 100), uint8(130), uint16(0), false)
 	f.Fuzz(func(t *testing.T, data []byte, which uint8, at uint16, overwrite bool) {
 		m, dir := newMemDir(t)
 		cfg := DefaultConfig()
 		cfg.SegmentBytes = 600
 		cfg.IndexIntervalBytes = 100
+		cfg.Preallocate = which < 128
 		l := mustOpen(t, m, dir, cfg)
 		for len(segBases(l)) < 3 {
 			appendN(t, l, 1, 2, 40, constTs, t0)

@@ -46,7 +46,9 @@
 // the next segment exists, so only the active segment carries zeros; a
 // closed segment found with a zero tail (a crash between the two, or an
 // older trim that was not durable) is trimmed by Open. Close keeps the
-// zeros for the next run.
+// zeros for the next run. All of this is Config.Preallocate; without it
+// the file grows by each append, every Sync is an fsync, and Open trims
+// the active segment's zeros too (a log written with it).
 //
 // # Errors
 //
@@ -111,6 +113,12 @@ type Config struct {
 	IndexIntervalBytes int           // index.interval.bytes
 	RetentionMs        time.Duration // retention.ms; negative = unlimited
 	RetentionBytes     int64         // retention.bytes; negative = unlimited
+	// Preallocate (preallocate / log.preallocate) grows the active
+	// segment by pre-zeroed extents: see the package comment. NB: unlike
+	// Kafka it allocates an extent at a time, not the whole segment. Off
+	// by default until test/fault's TestTornTailRepaired stops taking the
+	// segment file's size for the end of its data.
+	Preallocate bool
 }
 
 // DefaultConfig returns Kafka's defaults.
@@ -154,8 +162,9 @@ type Recovery struct {
 	// RemovedFiles are leftovers deleted: segments below the start offset,
 	// empty segments after a torn tail, orphan index and temp files.
 	RemovedFiles []string
-	// TrimmedFiles are closed segments whose pre-zeroed tail was cut (a
-	// crash between roll and its trim).
+	// TrimmedFiles are segments whose pre-zeroed tail was cut: closed ones
+	// (a crash between roll and its trim), and the active one when Open
+	// is called without Preallocate.
 	TrimmedFiles []string
 	// RebuiltIndexes are index files rewritten to match the log.
 	RebuiltIndexes []string
@@ -298,9 +307,10 @@ func (l *Log) recover(now time.Time) error {
 			}
 			bases = bases[:i+1]
 		}
-		if s.zeroEnd > s.size && i < len(bases)-1 {
+		if s.zeroEnd > s.size && (i < len(bases)-1 || !l.mu.cfg.Preallocate) {
 			// A closed segment still carrying its zeros: roll trims before
-			// creating the next segment, so the trim was not durable.
+			// creating the next segment, so the trim was not durable. Or
+			// the active one, written with Preallocate and opened without.
 			if err := trimSegment(s); err != nil {
 				return err
 			}
@@ -634,7 +644,8 @@ func (l *Log) Append(batch []byte, now time.Time) error {
 		}
 	}
 	pos := s.size
-	if end := pos + int64(len(batch)); end > s.zeroEnd {
+	end := pos + int64(len(batch))
+	if end > s.zeroEnd && l.mu.cfg.Preallocate {
 		if err := l.extendLocked(s, end); err != nil {
 			return err
 		}
@@ -643,6 +654,10 @@ func (l *Log) Append(batch []byte, now time.Time) error {
 		return l.fail(fmt.Errorf("append to %s at position %d: %w", s.path, pos, err))
 	}
 	s.dirty = true
+	if end > s.zeroEnd {
+		// Without Preallocate the write itself grows the file.
+		s.zeroEnd, s.grown = end, true
+	}
 	first := s.size == 0
 	l.mu.Lock()
 	s.track(&h, pos, l.mu.cfg.IndexIntervalBytes)

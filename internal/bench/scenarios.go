@@ -79,7 +79,8 @@ func Scenarios() []Scenario {
 		{Name: "txn-10ms", Topics: 1, Metric: "commits/s", Run: txnWindowScenario(10 * time.Millisecond)},
 		{Name: "txn-1-record", Topics: 1, Metric: "commits/s", Run: txnOneRecordScenario},
 		{Name: "copier", Topics: 2, Metric: "records/s", Run: copierScenario},
-		{Name: "latency-5000", Topics: 1, Metric: "p99", Run: latencyScenario(5000)},
+		{Name: "latency-5000", Topics: 1, Metric: "p99", Run: latencyScenario(5000, -1)},
+		{Name: "latency-5000-linger0", Topics: 1, Metric: "p99", Run: latencyScenario(5000, 0)},
 		// Scale: producer ids the broker keeps state for (issue 6).
 		{Name: "idle-pids-1", Topics: 1, Metric: "records/s", Run: idlePIDsScenario(1)},
 		{Name: "idle-pids-100", Topics: 1, Metric: "records/s", Run: idlePIDsScenario(100)},
@@ -489,9 +490,18 @@ func copierScenario(ctx context.Context, env *Env) (Result, error) {
 // producer and records each record's latency: promise callback time minus
 // the moment the record was created, so time spent waiting in the client's
 // buffer (linger, in-flight limits) counts, as it does for an application.
-func latencyScenario(rate int) func(context.Context, *Env) (Result, error) {
+//
+// linger, when not negative, fixes the client's linger whatever --linger
+// says: latency-5000-linger0 is what a latency-minded user runs (each
+// record is sent as soon as the one produce request in flight is answered),
+// latency-5000 keeps franz-go's default (10 ms) or the flag.
+func latencyScenario(rate int, linger time.Duration) func(context.Context, *Env) (Result, error) {
 	return func(ctx context.Context, env *Env) (Result, error) {
-		cl, err := kgo.NewClient(env.clientOpts(kgo.RequiredAcks(kgo.AllISRAcks()))...)
+		opts := env.clientOpts(kgo.RequiredAcks(kgo.AllISRAcks()))
+		if linger >= 0 {
+			opts = append(opts, kgo.ProducerLinger(linger))
+		}
+		cl, err := kgo.NewClient(opts...)
 		if err != nil {
 			return Result{}, err
 		}

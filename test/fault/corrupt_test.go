@@ -118,20 +118,29 @@ func TestTornTailRepaired(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			tail := tc.tail(t, data, rng)
-			f, err := os.OpenFile(seg, os.O_WRONLY|os.O_APPEND, 0)
+			// The data ends at the last whole batch; a segment grown by
+			// pre-zeroed extents has zeros after it. The torn write lands
+			// where the next batch would have gone.
+			end := dataEnd(t, data)
+			valid := data[:end]
+			tail := tc.tail(t, valid, rng)
+			f, err := os.OpenFile(seg, os.O_WRONLY, 0)
 			if err != nil {
 				t.Fatal(err)
 			}
-			if _, err := f.Write(tail); err != nil {
+			if _, err := f.WriteAt(tail, int64(end)); err != nil {
 				t.Fatal(err)
 			}
 			f.Close()
 
 			bp.Start()
-			t.Logf("restarted in %v after appending %d bytes", bp.Startup, len(tail))
-			if st, err := os.Stat(seg); err != nil || st.Size() != int64(len(data)) {
-				t.Fatalf("segment is %v bytes after recovery (err %v), want the %d valid bytes", st.Size(), err, len(data))
+			t.Logf("restarted in %v after writing %d bytes at the data's end", bp.Startup, len(tail))
+			got, err := os.ReadFile(seg)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(got) < end || !bytes.Equal(got[:end], valid) || !allZero(got[end:]) {
+				t.Fatalf("segment after recovery: %d bytes, want the %d valid bytes followed by nothing or zeros", len(got), end)
 			}
 			checkValues(t, bp.Addr, topic, acked)
 			more := valuesFrom("v", 500, 50)
@@ -146,11 +155,15 @@ func TestTornTailRepaired(t *testing.T) {
 }
 
 // batchStarts returns the positions of the batches of a segment file, and
-// fails on a broken length chain.
+// fails on a broken length chain. A zero tail (the rest of a pre-zeroed
+// extent) ends the file's data.
 func batchStarts(t *testing.T, seg []byte) []int {
 	t.Helper()
 	var out []int
 	for pos := 0; pos < len(seg); {
+		if allZero(seg[pos:]) {
+			break
+		}
 		if len(seg)-pos < 12 {
 			t.Fatalf("segment: %d stray bytes at %d", len(seg)-pos, pos)
 		}
@@ -164,9 +177,25 @@ func batchStarts(t *testing.T, seg []byte) []int {
 	return out
 }
 
+// dataEnd is where a segment file's batches end.
+func dataEnd(t *testing.T, seg []byte) int {
+	starts := batchStarts(t, seg)
+	last := starts[len(starts)-1]
+	return last + 12 + int(binary.BigEndian.Uint32(seg[last+8:]))
+}
+
+func allZero(b []byte) bool {
+	for _, c := range b {
+		if c != 0 {
+			return false
+		}
+	}
+	return true
+}
+
 func lastBatch(t *testing.T, seg []byte) []byte {
 	starts := batchStarts(t, seg)
-	return seg[starts[len(starts)-1]:]
+	return seg[starts[len(starts)-1]:dataEnd(t, seg)]
 }
 
 // TestCorruptMiddleSegmentRefused flips a byte inside a batch of the first of

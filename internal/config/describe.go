@@ -95,6 +95,7 @@ var topicKeyInfo = map[string]struct{ brokerName, typ string }{
 	"message.timestamp.before.max.ms": {"log.message.timestamp.before.max.ms", "LONG"},
 	"message.timestamp.type":          {"log.message.timestamp.type", "STRING"},
 	"min.insync.replicas":             {"min.insync.replicas", "INT"},
+	"preallocate":                     {"log.preallocate", "BOOLEAN"},
 	"retention.bytes":                 {"log.retention.bytes", "LONG"},
 	"retention.ms":                    {"log.retention.ms", "LONG"},
 	"segment.bytes":                   {"log.segment.bytes", "INT"},

@@ -194,6 +194,7 @@ func logConfig(t config.Topic) partlog.Config {
 	c.IndexIntervalBytes = t.IndexIntervalBytes
 	c.RetentionMs = t.RetentionMs
 	c.RetentionBytes = t.RetentionBytes
+	c.Preallocate = t.Preallocate
 	return c
 }
 

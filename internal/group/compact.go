@@ -60,7 +60,7 @@ package group
 // durable. Tombstoned and expired keys are not copied and disappear with
 // the segments below S.
 //
-// Bounds. Copies go in batches of at most maxCompactBatchBytes (one key's
+// Bounds. Copies go in batches of at most compaction.MaxBatchBytes (one key's
 // records may make several); one partition is compacted at a time, from
 // the coordinator's timer loop, in its own goroutine.
 //
@@ -76,24 +76,15 @@ import (
 	"sort"
 	"time"
 
+	"github.com/oncelog/oncelog/internal/compaction"
 	"github.com/oncelog/oncelog/internal/partition"
 )
 
-// Compaction limits.
+// Compaction limits; the shared ones are in internal/compaction.
 const (
-	// DefaultCompactMinRecords is the smallest number of records from the
-	// log start at which a partition is compacted (about 16 MiB of offset
-	// commits).
-	DefaultCompactMinRecords = 1 << 16
-	// compactLiveRatio: a partition is compacted once it holds more than
-	// this many records per live key, so at most 1/(ratio-1) of what is
-	// appended is copied again.
-	compactLiveRatio = 4
-	// maxCompactBatchBytes bounds one re-appended batch (keys and values).
-	maxCompactBatchBytes = 512 << 10
-	// compactCheckInterval is how often the partitions' sizes are looked
-	// at.
-	compactCheckInterval = 10 * time.Second
+	// DefaultCompactMinRecords is compaction.DefaultMinRecords, named
+	// here for the settings' users.
+	DefaultCompactMinRecords = compaction.DefaultMinRecords
 	// compactDrainWait bounds the wait for earlier appends' outcomes
 	// before the log start moves; past it the compaction gives up (its
 	// copies are harmless) and is tried again later.
@@ -293,34 +284,12 @@ func (c *Coordinator) maybeCompact() {
 		return
 	}
 	c.mu.Unlock()
-	floor := c.compactMinRecords()
-	regions := map[int32]int64{}
-	for _, p := range t.Partitions {
-		end := p.Log().NextOffset()
-		if region := end - p.Offsets().LogStartOffset; region > floor {
-			c.mu.Lock()
-			at, stuck := c.mu.compact.stuckAt[p.Index]
-			c.mu.Unlock()
-			if !stuck || end-at >= floor {
-				regions[p.Index] = region
-			}
-		}
-	}
-	if len(regions) == 0 {
-		return
-	}
-	live := c.liveCounts()
-	var best *partition.Partition
-	var bestOver int64
-	for _, p := range t.Partitions {
-		region, ok := regions[p.Index]
-		if !ok {
-			continue
-		}
-		if over := region - max(floor, compactLiveRatio*live[p.Index]); over > bestOver {
-			best, bestOver = p, over
-		}
-	}
+	best := compaction.Candidate(t, c.compactMinRecords(), func(i int32) (int64, bool) {
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		at, stuck := c.mu.compact.stuckAt[i]
+		return at, stuck
+	}, c.liveCounts)
 	if best == nil {
 		return
 	}
@@ -400,7 +369,7 @@ func (c *Coordinator) compactPartition(p *partition.Partition) (CompactResult, e
 		curBytes, total := 0, 0
 		add := func(kv [2][]byte) {
 			n := len(kv[0]) + len(kv[1]) + 32
-			if len(cur) > 0 && curBytes+n > maxCompactBatchBytes {
+			if len(cur) > 0 && curBytes+n > compaction.MaxBatchBytes {
 				batches = append(batches, cur)
 				cur, curBytes = nil, 0
 			}
@@ -408,7 +377,7 @@ func (c *Coordinator) compactPartition(p *partition.Partition) (CompactResult, e
 			curBytes += n
 			total += n
 		}
-		for next < len(ids) && total < maxCompactBatchBytes {
+		for next < len(ids) && total < compaction.MaxBatchBytes {
 			id := ids[next]
 			next++
 			for _, kv := range c.viewRecordsLocked(id) {

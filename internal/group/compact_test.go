@@ -3,6 +3,7 @@ package group
 import (
 	"encoding/json"
 	"fmt"
+	"github.com/oncelog/oncelog/internal/compaction"
 	"math/rand"
 	randv2 "math/rand/v2"
 	"sort"
@@ -361,14 +362,6 @@ func (e *compactEnv) compactAll() []CompactResult {
 	return out
 }
 
-func offsetsLogSize(b *broker.Broker) (size, records int64) {
-	for _, p := range b.Topic(OffsetsTopic).Partitions {
-		size += p.Log().Size()
-		records += p.Log().NextOffset() - p.Offsets().LogStartOffset
-	}
-	return size, records
-}
-
 // TestCompactionKeepsState: the same seeded workload on two brokers, one
 // compacting its offsets log every 25 steps and one never; after a restart
 // (clean, and from a crash image) both load the same state, which is the
@@ -407,8 +400,8 @@ func TestCompactionKeepsState(t *testing.T) {
 	if moved == 0 {
 		t.Fatal("no compaction moved a log start")
 	}
-	sizeA, recsA := offsetsLogSize(a.b)
-	sizeB, recsB := offsetsLogSize(b.b)
+	sizeA, recsA := compaction.TopicSize(a.b.Topic(OffsetsTopic))
+	sizeB, recsB := compaction.TopicSize(b.b.Topic(OffsetsTopic))
 	t.Logf("offsets log: compacted %d bytes, %d records from log start; never compacted %d bytes, %d records", sizeA, recsA, sizeB, recsB)
 	if sizeA*2 > sizeB || recsA*2 > recsB {
 		t.Fatalf("compaction did not shrink the log: %d bytes / %d records vs %d / %d", sizeA, recsA, sizeB, recsB)

@@ -29,6 +29,7 @@ import (
 
 	"github.com/oncelog/oncelog/internal/broker"
 	"github.com/oncelog/oncelog/internal/clock"
+	"github.com/oncelog/oncelog/internal/compaction"
 	"github.com/oncelog/oncelog/internal/partition"
 	"github.com/oncelog/oncelog/internal/recordbatch"
 	"github.com/twmb/franz-go/pkg/kerr"
@@ -156,7 +157,7 @@ func (c *Coordinator) run() {
 			c.expireOffsets(now)
 			lastRetention = now
 		}
-		if now.Sub(lastCompact) >= compactCheckInterval {
+		if now.Sub(lastCompact) >= compaction.CheckInterval {
 			c.maybeCompact()
 			lastCompact = now
 		}

@@ -31,8 +31,8 @@ package txn
 // state. The start moves (durably: partlog's checkpoint) only after every
 // copy is durable.
 //
-// Bounds. Batches of at most maxCompactBatchBytes; one partition at a time;
-// started at most every compactCheckInterval from the coordinator's timer
+// Bounds. Batches of at most compaction.MaxBatchBytes; one partition at a time;
+// started at most every compaction.CheckInterval from the coordinator's timer
 // loop, running in its own goroutine (counted in c.wg, so Close waits).
 //
 // NB: the compactor's own state lives in a package-level map keyed by the
@@ -47,28 +47,14 @@ import (
 	"sync"
 	"time"
 
+	"github.com/oncelog/oncelog/internal/compaction"
 	"github.com/oncelog/oncelog/internal/partition"
 	"github.com/oncelog/oncelog/internal/recordbatch"
 )
 
-// Compaction limits.
-const (
-	// DefaultCompactMinRecords is the smallest number of records from the
-	// log start at which a partition is compacted (about 20 MiB of
-	// transaction records).
-	DefaultCompactMinRecords = 1 << 16
-	// compactLiveRatio: a partition is compacted once it holds more than
-	// this many records per live id, so at most 1/(ratio-1) of what is
-	// written is copied again.
-	compactLiveRatio = 4
-	// maxCompactBatchBytes bounds one batch of copies (keys and values).
-	maxCompactBatchBytes = 512 << 10
-	// compactCheckInterval is how often the partitions are looked at.
-	compactCheckInterval = 10 * time.Second
-	// compactBusyWait bounds the total wait for busy ids in one
-	// compaction.
-	compactBusyWait = 10 * time.Second
-)
+// compactBusyWait bounds the total wait for busy ids in one compaction;
+// the shared limits are in internal/compaction.
+const compactBusyWait = 10 * time.Second
 
 // compactTestHook, when set (tests only), is called after each durable
 // batch of copies ("copied") and before the log start moves ("raise").
@@ -100,20 +86,20 @@ func (c *Coordinator) compactor() *compactor {
 }
 
 // Compact is called by the coordinator's timer loop with the loop's time:
-// at most every compactCheckInterval it starts the compaction of the
+// at most every compaction.CheckInterval it starts the compaction of the
 // __transaction_state partition furthest past its threshold (more than
-// max(DefaultCompactMinRecords, 4 * live ids) records from the log start),
+// max(compaction.DefaultMinRecords, 4 * live ids) records from the log start),
 // unless one is running. It does not block.
 func (c *Coordinator) Compact(now time.Time) {
 	cs := c.compactor()
 	cs.mu.Lock()
-	if cs.mu.running || now.Sub(cs.mu.last) < compactCheckInterval {
+	if cs.mu.running || now.Sub(cs.mu.last) < compaction.CheckInterval {
 		cs.mu.Unlock()
 		return
 	}
 	cs.mu.last = now
 	cs.mu.Unlock()
-	p := c.compactCandidate(DefaultCompactMinRecords)
+	p := c.compactCandidate(compaction.DefaultMinRecords)
 	if p == nil {
 		return
 	}
@@ -138,39 +124,21 @@ func (c *Coordinator) Compact(now time.Time) {
 
 // compactCandidate is the partition furthest past its threshold, or nil.
 func (c *Coordinator) compactCandidate(minRecords int64) *partition.Partition {
-	t := c.b.Topic(StateTopic)
-	if t == nil {
-		return nil
-	}
 	cs := c.compactor()
-	var live map[int32]int64
-	var best *partition.Partition
-	var bestOver int64
-	for _, p := range t.Partitions {
-		end := p.Log().NextOffset()
-		region := end - p.Offsets().LogStartOffset
-		if region <= minRecords {
-			continue
-		}
+	return compaction.Candidate(c.b.Topic(StateTopic), minRecords, func(i int32) (int64, bool) {
 		cs.mu.Lock()
-		at, stuck := cs.mu.stuckAt[p.Index]
-		cs.mu.Unlock()
-		if stuck && end-at < minRecords {
-			continue
+		defer cs.mu.Unlock()
+		at, stuck := cs.mu.stuckAt[i]
+		return at, stuck
+	}, func() map[int32]int64 {
+		live := map[int32]int64{}
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		for id := range c.mu.txns {
+			live[c.partitionFor(id)]++
 		}
-		if live == nil {
-			live = map[int32]int64{}
-			c.mu.Lock()
-			for id := range c.mu.txns {
-				live[c.partitionFor(id)]++
-			}
-			c.mu.Unlock()
-		}
-		if over := region - max(minRecords, compactLiveRatio*live[p.Index]); over > bestOver {
-			best, bestOver = p, over
-		}
-	}
-	return best
+		return live
+	})
 }
 
 // CompactResult says what one compaction did.
@@ -216,7 +184,7 @@ func (c *Coordinator) compactPartition(p *partition.Partition) (CompactResult, e
 			kvs = append(kvs, [2][]byte{[]byte(id), v})
 			size += len(id) + len(v) + 32
 		}
-		for next < len(ids) && size < maxCompactBatchBytes {
+		for next < len(ids) && size < compaction.MaxBatchBytes {
 			id := ids[next]
 			next++
 			switch e := c.mu.txns[id]; {
@@ -232,7 +200,7 @@ func (c *Coordinator) compactPartition(p *partition.Partition) (CompactResult, e
 			for _, id := range deferred {
 				switch e := c.mu.txns[id]; {
 				case e == nil:
-				case e.busy || size >= maxCompactBatchBytes:
+				case e.busy || size >= compaction.MaxBatchBytes:
 					still = append(still, id)
 				default:
 					add(id, e)

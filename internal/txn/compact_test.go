@@ -3,6 +3,7 @@ package txn
 import (
 	"encoding/json"
 	"fmt"
+	"github.com/oncelog/oncelog/internal/compaction"
 	"math/rand"
 	"sort"
 	"strings"
@@ -167,14 +168,6 @@ func (e *compactEnv) compactAll() []CompactResult {
 	return out
 }
 
-func stateLogSize(b *broker.Broker) (size, records int64) {
-	for _, p := range b.Topic(StateTopic).Partitions {
-		size += p.Log().Size()
-		records += p.Log().NextOffset() - p.Offsets().LogStartOffset
-	}
-	return size, records
-}
-
 // TestCompactTxnStateKeepsState: the same seeded workload on two brokers,
 // one compacting __transaction_state every 50 steps and one never; after a
 // clean restart and from a crash image, both load the same metadata for
@@ -206,8 +199,8 @@ func TestCompactTxnStateKeepsState(t *testing.T) {
 	if !strings.Contains(before, `"state":1`) {
 		t.Fatalf("no transaction left open:\n%s", before)
 	}
-	sizeA, recsA := stateLogSize(a.b)
-	sizeB, recsB := stateLogSize(b.b)
+	sizeA, recsA := compaction.TopicSize(a.b.Topic(StateTopic))
+	sizeB, recsB := compaction.TopicSize(b.b.Topic(StateTopic))
 	t.Logf("transaction state log: compacted %d bytes, %d records from log start; never compacted %d bytes, %d records", sizeA, recsA, sizeB, recsB)
 	if sizeA*2 > sizeB || recsA*2 > recsB {
 		t.Fatalf("compaction did not shrink the log: %d bytes / %d records vs %d / %d", sizeA, recsA, sizeB, recsB)
@@ -307,7 +300,7 @@ func TestCompactTxnStateCrashMidway(t *testing.T) {
 }
 
 // TestCompactTrigger: Compact starts a compaction only past the floor and
-// the ratio, at most every compactCheckInterval.
+// the ratio, at most every compaction.CheckInterval.
 func TestCompactTrigger(t *testing.T) {
 	start := time.Date(2026, 12, 1, 0, 0, 0, 0, time.UTC)
 	e := openTxnCompactEnv(t, vfs.NewMemFS(), &harnessClock{now: start})

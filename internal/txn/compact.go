@@ -35,9 +35,6 @@ package txn
 // started at most every compaction.CheckInterval from the coordinator's timer
 // loop, running in its own goroutine (counted in c.wg, so Close waits).
 //
-// NB: the compactor's own state lives in a package-level map keyed by the
-// coordinator, because coordinator.go is being changed elsewhere; it moves
-// into Coordinator when the two meet.
 
 import (
 	"encoding/json"
@@ -73,16 +70,14 @@ type compactor struct {
 	}
 }
 
-var compactors sync.Map // *Coordinator -> *compactor
-
 func (c *Coordinator) compactor() *compactor {
-	if v, ok := compactors.Load(c); ok {
-		return v.(*compactor)
+	cs := &c.compact
+	cs.mu.Lock()
+	if cs.mu.stuckAt == nil {
+		cs.mu.stuckAt = map[int32]int64{}
 	}
-	cs := &compactor{}
-	cs.mu.stuckAt = map[int32]int64{}
-	v, _ := compactors.LoadOrStore(c, cs)
-	return v.(*compactor)
+	cs.mu.Unlock()
+	return cs
 }
 
 // Compact is called by the coordinator's timer loop with the loop's time:

@@ -114,6 +114,8 @@ type Coordinator struct {
 	stop chan struct{}
 	done chan struct{}
 	wg   sync.WaitGroup
+	// compact is the state of __transaction_state compaction (compact.go).
+	compact compactor
 }
 
 // Options configure New.

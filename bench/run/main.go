@@ -46,6 +46,7 @@ func run() error {
 		partitions     = flag.Int("partitions", 6, "partitions per topic")
 		consumeRecords = flag.Int("consume-records", 500_000, "records preloaded by consume-* and copier")
 		linger         = flag.Duration("linger", 0, "override franz-go's producer linger (0: client default)")
+		topicConfigs   = flag.String("topic-config", "", "comma-separated key=value topic configs for the scenarios' topics, e.g. preallocate=true")
 		jsonOut        = flag.String("json", "", "write the full report (every run) as JSON here")
 		markdown       = flag.Bool("markdown", false, "also print the summary as a Markdown table")
 		oncelogBin     = flag.String("oncelog-bin", "", "oncelog binary (default: go build ./cmd/oncelog)")
@@ -132,6 +133,7 @@ func run() error {
 		Partitions:     *partitions,
 		ConsumeRecords: *consumeRecords,
 		Linger:         *linger,
+		TopicConfigs:   parseTopicConfigs(*topicConfigs),
 		TmpDir:         tmp,
 		Log:            os.Stdout,
 	})
@@ -154,6 +156,23 @@ func splitList(s string) []string {
 		if f = strings.TrimSpace(f); f != "" {
 			out = append(out, f)
 		}
+	}
+	return out
+}
+
+// parseTopicConfigs reads "k=v,k=v"; a malformed pair stops the program.
+func parseTopicConfigs(s string) map[string]*string {
+	if s == "" {
+		return nil
+	}
+	out := map[string]*string{}
+	for _, kv := range strings.Split(s, ",") {
+		k, v, ok := strings.Cut(kv, "=")
+		if !ok || k == "" {
+			fmt.Fprintf(os.Stderr, "bench/run: --topic-config %q: want key=value\n", kv)
+			os.Exit(2)
+		}
+		out[k] = &v
 	}
 	return out
 }

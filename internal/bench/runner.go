@@ -28,7 +28,10 @@ type Config struct {
 	Partitions     int
 	ConsumeRecords int
 	Linger         time.Duration
-	TmpDir         string
+	// TopicConfigs are set on every topic oncelog's scenarios create
+	// (e.g. preallocate=true); kfake ignores topic configs.
+	TopicConfigs map[string]*string
+	TmpDir       string
 	// Log receives progress lines and the final report.
 	Log io.Writer
 }
@@ -293,7 +296,7 @@ func (cfg Config) runOne(ctx context.Context, t Target, sc Scenario, rep int) (r
 	for i := range max(sc.Topics, 1) {
 		env.Topics = append(env.Topics, fmt.Sprintf("bench-%s-%d", sc.Name, i))
 	}
-	if err := createTopics(ctx, b.Addr, env.Topics, cfg.Partitions); err != nil {
+	if err := createTopics(ctx, b.Addr, env.Topics, cfg.Partitions, cfg.TopicConfigs); err != nil {
 		// Not fatal: the clients ask for auto-creation as a fallback.
 		env.Logf("create topics: %v (relying on auto-creation)", err)
 	}
@@ -381,7 +384,7 @@ func (cfg Config) runOne(ctx context.Context, t Target, sc Scenario, rep int) (r
 }
 
 // createTopics creates topics with the given partitions, replication factor 1.
-func createTopics(ctx context.Context, addr string, topics []string, partitions int) error {
+func createTopics(ctx context.Context, addr string, topics []string, partitions int, configs map[string]*string) error {
 	cl, err := kgo.NewClient(kgo.SeedBrokers(addr))
 	if err != nil {
 		return err
@@ -393,7 +396,7 @@ func createTopics(ctx context.Context, addr string, topics []string, partitions 
 	// 10,000 partitions need far more than the 20 s a few topics do.
 	ctx, cancel := context.WithTimeout(ctx, createTopicsTimeout(len(topics)*partitions))
 	defer cancel()
-	resps, err := adm.CreateTopics(ctx, int32(partitions), 1, nil, topics...)
+	resps, err := adm.CreateTopics(ctx, int32(partitions), 1, configs, topics...)
 	if err != nil {
 		return err
 	}

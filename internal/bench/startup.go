@@ -263,7 +263,7 @@ func (cfg StartupConfig) logPoint(ctx context.Context, gib float64) StartupPoint
 	defer os.RemoveAll(pt.dir)
 	cfg.logf("== %.2f GiB of log in %d partitions (%s)", gib, cfg.Partitions, pt.dir)
 	err = pt.fill(ctx, func(b *Broker) error {
-		if err := createTopics(ctx, b.Addr, pt.topics, pt.perTopic); err != nil {
+		if err := createTopics(ctx, b.Addr, pt.topics, pt.perTopic, nil); err != nil {
 			return err
 		}
 		start := time.Now()
@@ -293,7 +293,7 @@ func (cfg StartupConfig) partitionsPoint(ctx context.Context, n int) StartupPoin
 	cfg.logf("== %d partitions in %d topics (%s)", n, len(pt.topics), pt.dir)
 	err = pt.fill(ctx, func(b *Broker) error {
 		start := time.Now()
-		if err := createTopics(ctx, b.Addr, pt.topics, pt.perTopic); err != nil {
+		if err := createTopics(ctx, b.Addr, pt.topics, pt.perTopic, nil); err != nil {
 			return err
 		}
 		pt.p.FillSeconds = time.Since(start).Seconds()

@@ -293,8 +293,19 @@ func Latency(reps []bench.Report, path string) error {
 				continue
 			}
 			linger := "linger 10 ms (default)"
-			if rep.Settings.LingerMillis > 0 {
+			switch {
+			case strings.HasSuffix(ss.Scenario, "-linger0"):
+				linger = "linger 0"
+			case rep.Settings.LingerMillis > 0:
 				linger = fmt.Sprintf("linger %g ms", rep.Settings.LingerMillis)
+			}
+			keys := make([]string, 0, len(rep.Settings.TopicConfigs))
+			for k := range rep.Settings.TopicConfigs {
+				keys = append(keys, k)
+			}
+			slices.Sort(keys)
+			for _, k := range keys {
+				linger += ", " + k + "=" + rep.Settings.TopicConfigs[k]
 			}
 			p := newPlot(ss.Scenario+", "+linger, "percentile", "latency ms")
 			labels := []string{"p50", "p99", "p999"}

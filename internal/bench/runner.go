@@ -141,6 +141,8 @@ type Settings struct {
 	Partitions     int      `json:"partitions"`
 	ConsumeRecords int      `json:"consume_records"`
 	LingerMillis   float64  `json:"linger_ms,omitempty"`
+	// TopicConfigs are the --topic-config settings of oncelog's topics.
+	TopicConfigs map[string]string `json:"topic_configs,omitempty"`
 }
 
 // Machine describes where the benchmark ran.
@@ -218,6 +220,12 @@ func (cfg Config) settings() Settings {
 		Partitions:     cfg.Partitions,
 		ConsumeRecords: cfg.ConsumeRecords,
 		LingerMillis:   float64(cfg.Linger) / float64(time.Millisecond),
+	}
+	for k, v := range cfg.TopicConfigs {
+		if s.TopicConfigs == nil {
+			s.TopicConfigs = map[string]string{}
+		}
+		s.TopicConfigs[k] = *v
 	}
 	for _, t := range cfg.Targets {
 		s.Targets = append(s.Targets, t.Name)

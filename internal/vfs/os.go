@@ -21,6 +21,9 @@ func (osFS) OpenFile(name string, flag int, perm os.FileMode) (File, error) {
 // osFile adds Datasync (fdatasync_*.go) to *os.File.
 type osFile struct{ *os.File }
 
+// OSFile implements OSFiler.
+func (f osFile) OSFile() *os.File { return f.File }
+
 func (osFS) Remove(name string) error                    { return os.Remove(name) }
 func (osFS) RemoveAll(name string) error                 { return os.RemoveAll(name) }
 func (osFS) Rename(oldpath, newpath string) error        { return os.Rename(oldpath, newpath) }

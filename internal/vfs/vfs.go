@@ -37,6 +37,16 @@ type File interface {
 	Name() string
 }
 
+// OSFiler is implemented by the Files of OS alone (not by MemFS's, nor by
+// a FaultFS's, whose faults a caller going around them would skip): the
+// *os.File behind the File, for a caller that hands byte ranges of it to
+// the kernel (sendfile(2)) instead of reading them. The *os.File is the
+// File's own: it is valid until the File is closed, and the caller must
+// neither close it nor move its position (use positional calls only).
+type OSFiler interface {
+	OSFile() *os.File
+}
+
 // FS is a filesystem. Paths are slash-separated as for the os package.
 type FS interface {
 	// OpenFile opens name with os flags (os.O_RDONLY, os.O_RDWR, os.O_CREATE,

@@ -690,6 +690,56 @@ func (p *Partition) FetchAppend(dst []byte, offset int64, maxBytes int, readComm
 	return res, out
 }
 
+// FetchRanges is FetchAppend's counterpart for a zero-copy send: the same
+// bounds, limits, errors and aborted transactions, but the records are left
+// in the log's files and located by rs (res.Records is nil), through
+// partlog.ReadRanges. release, never nil when ok, must be called once the
+// ranges are sent (or dropped); until then the segments' files stay open.
+// ok is false, with nothing held, when the log's files cannot give ranges
+// (not OS files): the caller uses FetchAppend.
+func (p *Partition) FetchRanges(offset int64, maxBytes int, readCommitted bool) (res FetchResult, rs partlog.FileRanges, release func(), ok bool) {
+	p.mu.Lock()
+	off := Offsets{LogStartOffset: p.mu.logStart, HighWatermark: p.mu.hw, LastStableOffset: p.mu.lso}
+	storageErr := p.mu.storageErr
+	p.mu.Unlock()
+	res = FetchResult{Offsets: off}
+	nothing := func() {}
+	if storageErr != nil {
+		res.Err = kerr.KafkaStorageError
+		return res, rs, nothing, true
+	}
+	if offset < off.LogStartOffset || offset > off.HighWatermark {
+		res.Err = kerr.OffsetOutOfRange
+		return res, rs, nothing, true
+	}
+	limit := off.HighWatermark
+	if readCommitted {
+		limit = off.LastStableOffset
+	}
+	if offset >= limit {
+		return res, rs, nothing, true
+	}
+	rs, release, err := p.log.ReadRanges(offset, maxBytes, limit)
+	if err != nil {
+		switch {
+		case errors.Is(err, partlog.ErrNoFileRanges):
+			return res, rs, nil, false
+		case errors.Is(err, partlog.ErrOffsetOutOfRange):
+			// Retention moved the start between our snapshot of the
+			// bounds and the read.
+			res.Err = kerr.OffsetOutOfRange
+		default:
+			res.Err = kerr.KafkaStorageError
+			p.lg.Error("read failed", "offset", offset, "err", err)
+		}
+		return res, partlog.FileRanges{}, nothing, true
+	}
+	if readCommitted && rs.Bytes > 0 {
+		res.Aborted = p.abortedIn(offset, rs.LastOffset)
+	}
+	return res, rs, release, true
+}
+
 func lastOffsetOf(recs []byte) int64 {
 	last := int64(-1)
 	_ = recordbatch.Split(recs, func(b []byte) error {

@@ -29,9 +29,14 @@ package server
 // cache into a pooled arena and copied once more into the frame).
 
 import (
+	"fmt"
+	"io"
+	"log/slog"
+	"slices"
 	"time"
 
 	"github.com/oncelog/oncelog/internal/partition"
+	"github.com/oncelog/oncelog/internal/partlog"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 )
@@ -96,7 +101,7 @@ func handleFetch(c *conn, kreq kmsg.Request) reply {
 	}
 	// The records of every partition are read into one arena, which goes
 	// back to its pool once the response is encoded (reply.release).
-	ar := &arena{hint: arenaHint(slots, maxBytes)}
+	ar := &arena{hint: arenaHint(slots, maxBytes), zeroCopy: c.out != nil, lg: c.s.lg}
 	total := fetchOnce(slots, maxBytes, committed, ar)
 	wait := time.Duration(req.MaxWaitMillis) * time.Millisecond
 	if wait > maxFetchWait {
@@ -104,7 +109,7 @@ func handleFetch(c *conn, kreq kmsg.Request) reply {
 	}
 	if total >= int(req.MinBytes) || wait <= 0 || len(slots) == 0 || anyError(slots) {
 		r := now(resp)
-		r.release = ar.release
+		r.release, r.fetch = ar.release, ar
 		return r
 	}
 	select {
@@ -112,7 +117,7 @@ func handleFetch(c *conn, kreq kmsg.Request) reply {
 	default:
 		// Too many parked fetches: answer what we have.
 		r := now(resp)
-		r.release = ar.release
+		r.release, r.fetch = ar.release, ar
 		return r
 	}
 	r := later(func() kmsg.Response {
@@ -153,33 +158,113 @@ func handleFetch(c *conn, kreq kmsg.Request) reply {
 			}
 		}
 	})
-	r.release = ar.release
+	r.release, r.fetch = ar.release, ar
 	return r
 }
 
 // arena holds the record bytes of one fetch response, read straight from
 // the log into one pooled buffer: no allocation per partition or per
 // request once the pool is warm, and at most one buffer the size of the
-// response per fetch in flight.
+// response per fetch in flight. With zeroCopy, a partition with
+// minSendfileBytes of records or more is not read at all: its records stay
+// in the log's files (ranged), sent from there by the writer (zerocopy.go).
 type arena struct {
 	buf  []byte
 	hint int
+	// zeroCopy: the connection can take records from files (conn.out).
+	zeroCopy bool
+	// ranged are the partitions whose records are sent from their files,
+	// in slot order, which is the order kmsg encodes them in; ranged[i]'s
+	// RecordBatches is placeholder i meanwhile. Each holds its segments
+	// until release.
+	ranged []rangedRecords
+	// ph holds the placeholders.
+	ph []byte
+	lg *slog.Logger
 }
 
 // reset empties the arena for a new read of every partition.
 func (a *arena) reset() {
-	if a.buf == nil {
+	a.releaseRanged()
+	if a.buf == nil && !a.zeroCopy {
 		a.buf = getBuf(a.hint)
 	}
 	a.buf = a.buf[:0]
 }
 
-// release gives the buffer back; nothing may use the records after it.
+// grow makes room in buf for n more bytes.
+func (a *arena) grow(n int) {
+	if a.buf == nil {
+		a.buf = getBuf(max(a.hint, n))
+	}
+	a.buf = slices.Grow(a.buf, n)
+}
+
+func (a *arena) releaseRanged() {
+	for i := range a.ranged {
+		a.ranged[i].release()
+		a.ranged[i] = rangedRecords{}
+	}
+	a.ranged = a.ranged[:0]
+}
+
+// release gives the buffer and the segments back; nothing may use the
+// records after it.
 func (a *arena) release() {
+	a.releaseRanged()
 	if a.buf != nil {
 		putBuf(a.buf)
 		a.buf = nil
 	}
+}
+
+// fetch reads slot s's records at most limit bytes: from its files when
+// that is possible and they are large enough (ranged is then true and the
+// records are a.ranged's last), else into a.buf. n is the records' size.
+func (a *arena) fetch(s fetchSlot, limit int, committed bool) (res partition.FetchResult, n int, ranged bool) {
+	if a.zeroCopy {
+		res, rs, release, ok := s.p.FetchRanges(s.offset, limit, committed)
+		if ok {
+			if rs.Bytes >= minSendfileBytes {
+				a.ranged = append(a.ranged, rangedRecords{rs: rs, release: release})
+				return res, int(rs.Bytes), true
+			}
+			// Small: copied into the frame as before, from the ranges
+			// just found.
+			err := a.readRanges(rs)
+			release()
+			if err != nil {
+				a.lg.Error("fetch read failed", "offset", s.offset, "err", err)
+				res.Err, res.Aborted = kerr.KafkaStorageError, nil
+				return res, 0, false
+			}
+			return res, int(rs.Bytes), false
+		}
+	}
+	if a.buf == nil {
+		a.buf = getBuf(a.hint)
+	}
+	start := len(a.buf)
+	res, a.buf = s.p.FetchAppend(a.buf, s.offset, limit, committed)
+	return res, len(a.buf) - start, false
+}
+
+// readRanges appends the bytes of rs to buf.
+func (a *arena) readRanges(rs partlog.FileRanges) error {
+	start := len(a.buf)
+	a.grow(int(rs.Bytes))
+	for _, r := range rs.Ranges {
+		at := len(a.buf)
+		a.buf = a.buf[:at+int(r.Len)]
+		if m, err := r.File.ReadAt(a.buf[at:], r.Pos); m < int(r.Len) {
+			a.buf = a.buf[:start]
+			if err == nil {
+				err = io.ErrUnexpectedEOF
+			}
+			return fmt.Errorf("read %s at %d: %w", r.File.Name(), r.Pos, err)
+		}
+	}
+	return nil
 }
 
 // maxArenaHint caps the arena taken up front; a fetch that finds more
@@ -205,14 +290,18 @@ func anyError(slots []fetchSlot) bool {
 	return false
 }
 
+// noRecords is an empty record set that is not null.
+var noRecords = []byte{}
+
 // fetchOnce fills every slot from its partition, reading the records into
-// ar, and returns the bytes read.
+// ar (or locating them, for the ranged ones), and returns the bytes found.
 func fetchOnce(slots []fetchSlot, maxBytes int32, committed bool, ar *arena) int {
 	remaining := int(maxBytes)
 	total := 0
 	ar.reset()
-	// ends[i] is where slot i's records end in ar.buf; the slices are
-	// taken once every read is done, since a read may move the buffer.
+	// ends[i] is where slot i's records end in ar.buf, or -1-k for slot
+	// i's records in ar.ranged[k]; the slices are taken once every read
+	// is done, since a read may move the buffer.
 	ends := make([]int, len(slots))
 	for i, s := range slots {
 		limit := int(s.partBytes)
@@ -220,6 +309,7 @@ func fetchOnce(slots []fetchSlot, maxBytes int32, committed bool, ar *arena) int
 			limit = remaining
 		}
 		var res partition.FetchResult
+		n, ranged := 0, false
 		if limit <= 0 && total > 0 {
 			// Out of response budget: report the bounds only.
 			o := s.p.Offsets()
@@ -228,9 +318,12 @@ func fetchOnce(slots []fetchSlot, maxBytes int32, committed bool, ar *arena) int
 			if limit <= 0 {
 				limit = 1
 			}
-			res, ar.buf = s.p.FetchAppend(ar.buf, s.offset, limit, committed)
+			res, n, ranged = ar.fetch(s, limit, committed)
 		}
 		ends[i] = len(ar.buf)
+		if ranged {
+			ends[i] = -len(ar.ranged)
+		}
 		sp := s.sp
 		sp.HighWatermark = res.HighWatermark
 		sp.LastStableOffset = res.LastStableOffset
@@ -248,14 +341,26 @@ func fetchOnce(slots []fetchSlot, maxBytes int32, committed bool, ar *arena) int
 				sp.AbortedTransactions = append(sp.AbortedTransactions, at)
 			}
 		}
-		total += len(res.Records)
-		remaining -= len(res.Records)
+		total += n
+		remaining -= n
+	}
+	ar.ph = ar.ph[:0]
+	for k := range ar.ranged {
+		ar.ph = appendPlaceholder(ar.ph, k)
 	}
 	start := 0
 	for i, s := range slots {
+		if e := ends[i]; e < 0 {
+			k := -1 - e
+			s.sp.RecordBatches = ar.ph[k*placeholderBytes : (k+1)*placeholderBytes : (k+1)*placeholderBytes]
+			continue
+		}
 		// NB: never nil: nil would go out as a null record set (size
 		// -1), which librdkafka reports as a protocol error.
-		s.sp.RecordBatches = ar.buf[start:ends[i]:ends[i]]
+		s.sp.RecordBatches = noRecords
+		if ar.buf != nil {
+			s.sp.RecordBatches = ar.buf[start:ends[i]:ends[i]]
+		}
 		start = ends[i]
 	}
 	if total == 0 {

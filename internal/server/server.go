@@ -26,6 +26,7 @@ import (
 	"strconv"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/oncelog/oncelog/internal/broker"
@@ -48,8 +49,14 @@ type reply struct {
 	noResponse bool
 	// release, if set, runs once the response is encoded into its frame
 	// (or dropped): the response may alias buffers (a fetch's record
-	// arena) that go back to their pool then.
+	// arena) that go back to their pool then. With a fetch whose
+	// records are sent from their files (fetch.ranged), it runs once
+	// the frame is sent instead.
 	release func()
+	// fetch is a fetch's arena, set by the fetch handler: its ranged
+	// partitions carry placeholders that the writer replaces by their
+	// records, sent from the files (zerocopy.go).
+	fetch *arena
 }
 
 func now(r kmsg.Response) reply          { return reply{resp: r} }
@@ -203,6 +210,10 @@ type conn struct {
 	cancel   context.CancelFunc
 	clientID string
 	pending  chan pending
+	// out is the TCP socket's raw connection, for sendfile; nil (fetches
+	// copy their records) for other connections or where sendfile is not
+	// supported.
+	out syscall.RawConn
 }
 
 type pending struct {
@@ -215,7 +226,13 @@ type pending struct {
 
 func newConn(s *Server, nc net.Conn) *conn {
 	ctx, cancel := context.WithCancel(context.Background())
-	return &conn{s: s, nc: nc, ctx: ctx, cancel: cancel, pending: make(chan pending, s.maxInflight)}
+	c := &conn{s: s, nc: nc, ctx: ctx, cancel: cancel, pending: make(chan pending, s.maxInflight)}
+	if tc, ok := nc.(*net.TCPConn); ok && sendfileSupported {
+		if rc, err := tc.SyscallConn(); err == nil {
+			c.out = rc
+		}
+	}
+	return c
 }
 
 func (c *conn) serve() {
@@ -369,6 +386,12 @@ func (c *conn) writeLoop() {
 	// (so a fetch's megabytes are neither regrown by append nor kept
 	// per connection).
 	var small []byte
+	// Reused by frames sent in parts (zerocopy.go).
+	var (
+		lens    []int64
+		parts   []framePart
+		scratch []byte
+	)
 	failed := false
 	for p := range c.pending {
 		resp := p.r.resp
@@ -391,21 +414,30 @@ func (c *conn) writeLoop() {
 		if hint := responseSizeHint(resp); hint > maxConnFrameBytes {
 			buf = getBuf(hint)
 		}
-		resp.SetVersion(p.version)
-		buf = append(buf[:0], 0, 0, 0, 0)
-		buf = binary.BigEndian.AppendUint32(buf, uint32(p.corr))
-		// NB: ApiVersions responses always use header v0, even when the
-		// body is flexible (KIP-511), so clients can read them before they
-		// know our versions.
-		if p.flexible && p.key != apiVersionsKey {
-			buf = append(buf, 0)
+		buf = appendFrame(buf, &p, resp)
+		var err error
+		if p.r.fetch != nil && len(p.r.fetch.ranged) > 0 {
+			// Records left in their files: the frame goes out in
+			// parts, and the segments are given back after the send.
+			ranged := p.r.fetch.ranged
+			lens = lens[:0]
+			for _, r := range ranged {
+				lens = append(lens, r.rs.Bytes)
+			}
+			parts, scratch, err = spliceFrame(buf, resp.IsFlexible(), lens, parts, scratch)
+			if err == nil {
+				err = writeParts(w, c.out, parts, ranged)
+			}
+			clear(parts) // no references into buf past this response
+			if p.r.release != nil {
+				p.r.release()
+			}
+		} else {
+			if p.r.release != nil {
+				p.r.release()
+			}
+			_, err = w.Write(buf)
 		}
-		buf = resp.AppendTo(buf)
-		if p.r.release != nil {
-			p.r.release()
-		}
-		binary.BigEndian.PutUint32(buf, uint32(len(buf)-4))
-		_, err := w.Write(buf)
 		if err == nil && len(c.pending) == 0 {
 			err = w.Flush()
 		}

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"sort"
 
 	"github.com/oncelog/oncelog/internal/recordbatch"
 	"github.com/oncelog/oncelog/internal/vfs"
@@ -79,6 +80,12 @@ func (l *Log) readRangesOnce(offset int64, maxBytes int, maxOffset int64) (rs Fi
 	i := l.segmentIndexLocked(offset)
 	pos := l.mu.segs[i].lookupLocked(offset)
 	vs := snapshotLocked(l.mu.segs[i:])
+	// The index entries and end offset of each view, as of the snapshot:
+	// entries below a view's size are immutable until a Truncate (gen).
+	marks := make([]viewMarks, len(vs))
+	for j, v := range vs {
+		marks[j] = viewMarks{index: v.s.index, next: v.s.next}
+	}
 	l.mu.RUnlock()
 	// used is how many views (from the first) the ranges need; the others
 	// are released now, those once the caller is done.
@@ -93,7 +100,7 @@ func (l *Log) readRangesOnce(offset int64, maxBytes int, maxOffset int64) (rs Fi
 			release = func() { l.releaseViews(held) }
 		}
 	}()
-	pos, _, found, err := walk(vs[0], pos, func(h *recordbatch.Header) bool { return h.LastOffset() >= offset })
+	pos, first, found, err := walk(vs[0], pos, func(h *recordbatch.Header) bool { return h.LastOffset() >= offset })
 	if err != nil {
 		return rs, nil, err
 	}
@@ -108,8 +115,43 @@ func (l *Log) readRangesOnce(offset int64, maxBytes int, maxOffset int64) (rs Fi
 			return rs, nil, ErrNoFileRanges
 		}
 		start, done := pos, false
+		// Jump over whole batches by the sparse index: its entries are
+		// batch boundaries with their base offsets, so every batch below
+		// an entry within the budget whose base offset is at most
+		// maxOffset is returned without reading its header. Only the
+		// batches after the last such entry are walked.
+		lastBase := int64(-1)
+		if rs.Bytes > 0 {
+			// After the first view the first batch is counted already.
+			pos, lastBase = marks[vi].jump(v, pos, rs.Bytes, budget, maxOffset)
+		} else if pos < v.size {
+			// The first batch is returned however large (KIP-74):
+			// jump from after it.
+			h := first // the batch holding offset, from walk
+			if vi > 0 {
+				// Not reached: the first view has the first batch.
+				if h, err = hr.headerOf(v, pos); err != nil {
+					return rs, nil, err
+				}
+			}
+			if h.BaseOffset < maxOffset {
+				n := int64(h.Size())
+				pos += n
+				rs.LastOffset = h.LastOffset()
+				if p, b := marks[vi].jump(v, pos, n, budget, maxOffset); p > pos {
+					pos, lastBase = p, b
+				}
+			} else {
+				done = true
+			}
+		}
+		if lastBase >= 0 {
+			// The batch before the entry the jump stopped at ends at the
+			// offset before it.
+			rs.LastOffset = lastBase - 1
+		}
 		hr.reset(v)
-		for pos < v.size {
+		for !done && pos < v.size {
 			h, err := hr.header(pos)
 			if err != nil {
 				return rs, nil, err
@@ -148,6 +190,37 @@ func (l *Log) readRangesOnce(offset int64, maxBytes int, maxOffset int64) (rs Fi
 	return rs, nil, nil
 }
 
+// viewMarks are the batch boundaries a view knows without reading: its
+// sparse index entries and its end.
+type viewMarks struct {
+	index []indexEntry
+	next  int64 // the offset after the view's last batch
+}
+
+// jump returns the furthest batch boundary after pos of v that keeps
+// counted+(boundary-pos) within budget and every batch below it at a base
+// offset below maxOffset, with the base offset of the batch starting there
+// (the view's next offset at its end); pos and -1 if there is none. pos is
+// a batch boundary.
+func (m viewMarks) jump(v view, pos, counted, budget, maxOffset int64) (int64, int64) {
+	limit := pos + (budget - counted) // the furthest end the budget allows
+	if v.size <= limit && m.next <= maxOffset {
+		return v.size, m.next
+	}
+	// Entries are sorted by position and by base offset: the last one
+	// within both bounds is found by binary search.
+	idx := m.index
+	j := sort.Search(len(idx), func(j int) bool {
+		e := idx[j]
+		return int64(e.pos) > limit || v.s.base+int64(e.rel) > maxOffset || int64(e.pos) >= v.size
+	})
+	if j == 0 || int64(idx[j-1].pos) <= pos {
+		return pos, -1
+	}
+	e := idx[j-1]
+	return int64(e.pos), v.s.base + int64(e.rel)
+}
+
 // headerReader reads the batch headers of a view, through a buffer that
 // holds the headers of many small batches per read, or only the next
 // header when batches are larger than the buffer (so a walk over large
@@ -161,6 +234,13 @@ type headerReader struct {
 }
 
 func (r *headerReader) reset(v view) { r.v, r.off, r.n, r.larger = v, -1, 0, false }
+
+// headerOf reads the header of the one batch at pos of v.
+func (r *headerReader) headerOf(v view, pos int64) (recordbatch.Header, error) {
+	r.reset(v)
+	r.larger = true
+	return r.header(pos)
+}
 
 // header returns the header of the batch at pos, which is below the view's
 // size.

@@ -3,6 +3,7 @@ package partlog
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"os"
 	"testing"
 	"time"
@@ -43,10 +44,26 @@ func segSizes(l *Log) map[string]int64 {
 // for every start offset, budget and maxOffset, including a first batch
 // larger than the budget (KIP-74), reads across segments and reads ending
 // at maxOffset; no range reaches into the active segment's pre-zeroed
-// tail, and LastOffset is the last offset read.
+// tail, and LastOffset is the last offset read. The index intervals range
+// from an entry per batch (every boundary known without reading) to none
+// in a segment (every header walked).
 func TestReadRangesMatchesRead(t *testing.T) {
-	cfg := DefaultConfig()
-	cfg.SegmentBytes = 4 << 10 // several segments
+	for _, c := range []struct {
+		segmentBytes int64
+		interval     int
+		prealloc     bool
+	}{{4 << 10, 4096, true}, {4 << 10, 0, true}, {4 << 10, 300, true}, {64 << 10, 0, true}, {64 << 10, 1000, true}, {64 << 10, 1 << 20, true}, {4 << 10, 4096, false}} {
+		t.Run(fmt.Sprintf("segment=%d,interval=%d,preallocate=%v", c.segmentBytes, c.interval, c.prealloc), func(t *testing.T) {
+			cfg := DefaultConfig()
+			cfg.SegmentBytes = c.segmentBytes
+			cfg.IndexIntervalBytes = c.interval
+			cfg.Preallocate = c.prealloc
+			testReadRangesMatchesRead(t, cfg)
+		})
+	}
+}
+
+func testReadRangesMatchesRead(t *testing.T, cfg Config) {
 	l := mustOpen(t, vfs.OS, t.TempDir(), cfg)
 	defer l.Close()
 	for i := 0; i < 40; i++ {
@@ -57,16 +74,16 @@ func TestReadRangesMatchesRead(t *testing.T) {
 	}
 	end := l.NextOffset()
 	active := l.Dir() + "/" + segmentName(l.active().base) + logSuffix
-	if fileSize(t, vfs.OS, active) <= segSizes(l)[active] {
+	if cfg.Preallocate && fileSize(t, vfs.OS, active) <= segSizes(l)[active] {
 		t.Fatal("the active segment has no zero tail to test")
 	}
-	if len(segBases(l)) < 4 {
+	if len(segBases(l)) < 4 && cfg.SegmentBytes < 10<<10 {
 		t.Fatalf("only %d segments", len(segBases(l)))
 	}
 	sizes := segSizes(l)
 	for off := int64(0); off <= end; off += 3 {
-		for _, maxBytes := range []int{0, 1, 500, 1500, 5000, 1 << 20} {
-			for _, maxOffset := range []int64{off, off + 1, off + 10, end - 5, end, 1 << 62} {
+		for _, maxBytes := range []int{0, 1, 500, 1500, 5000, 9000, 30000, 1 << 20} {
+			for _, maxOffset := range []int64{off, off + 1, off + 10, off + 30, end - 5, end, 1 << 62} {
 				want, err := l.Read(off, maxBytes, maxOffset)
 				if err != nil {
 					t.Fatal(err)

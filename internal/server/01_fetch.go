@@ -18,6 +18,15 @@ package server
 //     connection are still read and started meanwhile. At most
 //     max fetch waiters wait broker-wide; past that the answer is immediate.
 //   - FetchOffset outside [log start, high watermark]: OFFSET_OUT_OF_RANGE.
+//   - Zero-copy sends (zerocopy.go): on a TCP connection, with the log on
+//     the OS filesystem (Linux), a partition's records of minSendfileBytes
+//     (64 KiB) or more are not read: the response is encoded by kmsg with
+//     a placeholder in their place, and the writer sends the frame in
+//     parts, the records by sendfile(2) from the segment files, which stay
+//     open until the send is done. Smaller record sets, other connections
+//     and other filesystems take the copying path: the records are read
+//     from the page cache into a pooled arena and copied once more into
+//     the frame.
 //
 // Version notes: v7 adds fetch sessions (KIP-227): we answer SessionID 0,
 // which tells clients that no session was created, so every request is a
@@ -25,8 +34,7 @@ package server
 // by id (KIP-516).
 //
 // Not done: follower fetches (ReplicaID >= 0) until replication exists;
-// fetch sessions; zero-copy sends (the records are read from the page
-// cache into a pooled arena and copied once more into the frame).
+// fetch sessions; zero-copy over TLS (there is no TLS listener).
 
 import (
 	"fmt"

@@ -33,15 +33,25 @@ func zcValue(i, j, size int) []byte {
 // read it all back through fetches whose large record sets are sent from the
 // segment files (sendfile). read_uncommitted sees every record, in order per
 // partition; read_committed sees exactly the committed ones; every record's
-// bytes are checked.
+// bytes are checked. Both with and without pre-zeroed extents
+// (log.preallocate), whose zeros past the data must never be sent.
 func TestZeroCopyFetchEndToEnd(t *testing.T) {
+	for _, prealloc := range []bool{false, true} {
+		t.Run(fmt.Sprintf("preallocate=%v", prealloc), func(t *testing.T) { testZeroCopyFetchEndToEnd(t, prealloc) })
+	}
+}
+
+func testZeroCopyFetchEndToEnd(t *testing.T, prealloc bool) {
 	const (
 		parts      = 4
 		txns       = 40
 		perTxn     = 100
 		valueBytes = 13 << 10 // 40*100*13 KiB is about 50 MiB
 	)
-	b, err := embed.Start(embed.Options{DataDir: t.TempDir(), Settings: map[string]string{"log.segment.bytes": fmt.Sprint(4 << 20)}})
+	b, err := embed.Start(embed.Options{DataDir: t.TempDir(), Settings: map[string]string{
+		"log.segment.bytes": fmt.Sprint(4 << 20),
+		"log.preallocate":   fmt.Sprint(prealloc),
+	}})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"sort"
+	"sync"
 
 	"github.com/oncelog/oncelog/internal/recordbatch"
 	"github.com/oncelog/oncelog/internal/vfs"
@@ -108,7 +109,8 @@ func (l *Log) readRangesOnce(offset int64, maxBytes int, maxOffset int64) (rs Fi
 		return rs, nil, errRetry // as in readOnce
 	}
 	budget := int64(max(maxBytes, 0))
-	var hr headerReader
+	hr := headerReaders.Get().(*headerReader)
+	defer func() { hr.reset(view{}); headerReaders.Put(hr) }()
 	for vi, v := range vs {
 		osf, ok := v.s.f.(vfs.OSFiler)
 		if !ok {
@@ -220,6 +222,10 @@ func (m viewMarks) jump(v view, pos, counted, budget, maxOffset int64) (int64, i
 	e := idx[j-1]
 	return int64(e.pos), v.s.base + int64(e.rel)
 }
+
+// headerReaders reuses headerReaders (their buffer would be an allocation
+// per read: it escapes through vfs.File's ReadAt).
+var headerReaders = sync.Pool{New: func() any { return new(headerReader) }}
 
 // headerReader reads the batch headers of a view, through a buffer that
 // holds the headers of many small batches per read, or only the next

@@ -50,10 +50,8 @@ package group
 //	state
 
 import (
-	"bufio"
-	"flag"
 	"fmt"
-	"os"
+	"github.com/oncelog/oncelog/internal/golden"
 	"path/filepath"
 	"sort"
 	"strconv"
@@ -65,124 +63,17 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 )
 
-var rewrite = flag.Bool("rewrite", false, "rewrite the expected output of the golden files in testdata/")
-
 func TestGolden(t *testing.T) {
-	files, err := filepath.Glob("testdata/*.txt")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(files) == 0 {
-		t.Fatal("no golden files in testdata/")
-	}
-	for _, f := range files {
+	for _, f := range golden.Files(t) {
 		t.Run(strings.TrimSuffix(filepath.Base(f), ".txt"), func(t *testing.T) { runGoldenFile(t, f) })
 	}
 }
 
-// block is one command of a golden file and its expected output.
-type block struct {
-	comments []string
-	cmd      string
-	line     int // of cmd, 1-based
-	want     string
-}
-
-func parseGolden(t *testing.T, path string) []block {
-	f, err := os.Open(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	var out []block
-	var cur block
-	const (
-		wantCmd = iota
-		wantSep
-		inOutput
-	)
-	stage := wantCmd
-	var outLines []string
-	sc := bufio.NewScanner(f)
-	n := 0
-	finish := func() {
-		cur.want = strings.Join(outLines, "\n")
-		out = append(out, cur)
-		cur, outLines, stage = block{}, nil, wantCmd
-	}
-	for sc.Scan() {
-		n++
-		l := sc.Text()
-		switch stage {
-		case wantCmd:
-			switch {
-			case strings.TrimSpace(l) == "":
-			case strings.HasPrefix(l, "#"):
-				cur.comments = append(cur.comments, l)
-			default:
-				cur.cmd, cur.line, stage = strings.TrimSpace(l), n, wantSep
-			}
-		case wantSep:
-			if l != "----" {
-				t.Fatalf("%s:%d: want ---- after the command, got %q", path, n, l)
-			}
-			stage = inOutput
-		case inOutput:
-			if strings.TrimSpace(l) == "" {
-				finish()
-				continue
-			}
-			outLines = append(outLines, l)
-		}
-	}
-	if err := sc.Err(); err != nil {
-		t.Fatal(err)
-	}
-	switch stage {
-	case wantSep:
-		t.Fatalf("%s:%d: command without ----", path, cur.line)
-	case inOutput:
-		finish()
-	}
-	if len(cur.comments) > 0 {
-		out = append(out, block{comments: cur.comments})
-	}
-	return out
-}
-
 func runGoldenFile(t *testing.T, path string) {
-	blocks := parseGolden(t, path)
 	h := newHarness(t)
 	defer h.restore()
-	var b strings.Builder
-	failed := false
-	for i, bl := range blocks {
-		if i > 0 {
-			b.WriteString("\n")
-		}
-		for _, c := range bl.comments {
-			b.WriteString(c + "\n")
-		}
-		if bl.cmd == "" {
-			continue
-		}
-		got := h.run(path, bl.line, bl.cmd)
-		fmt.Fprintf(&b, "%s\n----\n%s\n", bl.cmd, got)
-		if !*rewrite && got != bl.want {
-			failed = true
-			t.Errorf("%s:%d: %s\n got:\n%s\nwant:\n%s", path, bl.line, bl.cmd, indent(got), indent(bl.want))
-		}
-	}
-	if *rewrite {
-		if err := os.WriteFile(path, []byte(b.String()), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	} else if failed {
-		t.Logf("run with -rewrite to accept the new output, then read the diff")
-	}
+	golden.Run(t, path, func(path string, line int, cmd string) string { return h.run(path, line, cmd) })
 }
-
-func indent(s string) string { return "    " + strings.ReplaceAll(s, "\n", "\n    ") }
 
 var goldenStart = time.Date(2024, 1, 1, 0, 0, 0, 0, time.UTC)
 

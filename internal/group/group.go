@@ -86,6 +86,8 @@ type Member struct {
 	joinReply func(*kmsg.JoinGroupResponse)
 	// syncReply is set while the member waits in SyncGroup.
 	syncReply func(*kmsg.SyncGroupResponse)
+	// synced is set once the member sent SyncGroup in this generation.
+	synced bool
 }
 
 func (m *Member) metadataFor(protocol string) []byte {
@@ -130,6 +132,15 @@ type Group struct {
 	// the first rebalance of an empty group so members can arrive together.
 	rebalanceDeadline time.Time
 	initialDelayEnd   time.Time
+	// newDuringDelay is set when a member joins during the initial delay;
+	// the delay is then extended once it ends (Kafka's InitialDelayedJoin),
+	// up to the rebalance deadline.
+	newDuringDelay bool
+	// syncDeadline ends CompletingRebalance: a member that has not sent
+	// its SyncGroup by then (a leader that never assigns, say) is removed
+	// and the group rebalances, so the others do not wait for good
+	// (Kafka's pending-sync timeout, the rebalance timeout).
+	syncDeadline time.Time
 	// emptySince is when the group last became empty (offset retention).
 	emptySince time.Time
 	// persist is called when the group's metadata must be written
@@ -388,6 +399,9 @@ func (g *Group) addMember(j JoinRequest, id string, instance *string, protos []P
 	}
 	g.updateMember(m, j.Reply, protos, session, rebalance, now)
 	if g.State == PreparingRebalance {
+		if now.Before(g.initialDelayEnd) {
+			g.newDuringDelay = true
+		}
 		g.tryCompleteJoin(now)
 	} else {
 		g.prepareRebalance(now)
@@ -445,6 +459,15 @@ func (g *Group) tryCompleteJoin(now time.Time) {
 	if now.Before(g.initialDelayEnd) {
 		return
 	}
+	if g.newDuringDelay {
+		// Members arrived during the delay: wait one more delay for
+		// the rest of them, within the rebalance deadline.
+		g.newDuringDelay = false
+		if remaining := g.rebalanceDeadline.Sub(now); remaining > 0 {
+			g.initialDelayEnd = now.Add(min(g.settings.InitialRebalanceDelay, remaining))
+			return
+		}
+	}
 	for _, m := range g.members {
 		if m.joinReply == nil {
 			return
@@ -467,6 +490,7 @@ func (g *Group) completeJoin(now time.Time) {
 	}
 	g.Generation++
 	g.initialDelayEnd = time.Time{}
+	g.newDuringDelay = false
 	if g.IsEmpty() {
 		g.State = Empty
 		g.Protocol = ""
@@ -482,9 +506,13 @@ func (g *Group) completeJoin(now time.Time) {
 		g.Leader = g.Members()[0].ID
 	}
 	g.State = CompletingRebalance
+	var maxRebalance time.Duration
 	for _, m := range g.members {
 		m.Assignment = nil
+		m.synced = false
+		maxRebalance = max(maxRebalance, m.RebalanceTimeout)
 	}
+	g.syncDeadline = now.Add(maxRebalance)
 	for _, m := range g.Members() {
 		reply := m.joinReply
 		m.joinReply = nil
@@ -635,6 +663,7 @@ func (g *Group) Sync(s SyncRequest, now time.Time) {
 		fail(kerr.RebalanceInProgress)
 	case CompletingRebalance:
 		m.syncReply = s.Reply
+		m.synced = true
 		if m.ID != g.Leader {
 			return
 		}
@@ -787,6 +816,14 @@ func (g *Group) Tick(now time.Time) {
 			expired = true
 		}
 	}
+	if g.State == CompletingRebalance && !now.Before(g.syncDeadline) {
+		for _, m := range g.Members() {
+			if !m.synced {
+				g.removeMemberLocked(m.ID)
+				expired = true
+			}
+		}
+	}
 	if expired {
 		g.membershipChanged(now)
 	}
@@ -814,6 +851,9 @@ func (g *Group) NextDeadline() time.Time {
 		if m.joinReply == nil {
 			consider(m.deadline)
 		}
+	}
+	if g.State == CompletingRebalance {
+		consider(g.syncDeadline)
 	}
 	if g.State == PreparingRebalance {
 		consider(g.rebalanceDeadline)

@@ -80,3 +80,33 @@ func (m *Manual) Advance(d time.Duration) {
 	}
 	m.mu.waiters = kept
 }
+
+// Still is a clock moved only by Advance whose timers never fire: a test
+// that uses it runs the loops a timer would wake (timeout sweeps,
+// compaction checks) itself, at the time it chooses, so their output does
+// not depend on scheduling (with Manual, Advance would fire them
+// concurrently with the test).
+type Still struct {
+	mu  sync.Mutex
+	now time.Time
+}
+
+// NewStill returns a Still clock at start.
+func NewStill(start time.Time) *Still { return &Still{now: start} }
+
+// Now returns the clock's time.
+func (c *Still) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.now
+}
+
+// After returns a channel that never receives.
+func (c *Still) After(time.Duration) <-chan time.Time { return nil }
+
+// Advance moves the clock by d.
+func (c *Still) Advance(d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.now = c.now.Add(d)
+}

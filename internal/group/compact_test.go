@@ -3,12 +3,12 @@ package group
 import (
 	"encoding/json"
 	"fmt"
+	"github.com/oncelog/oncelog/internal/clock"
 	"github.com/oncelog/oncelog/internal/compaction"
 	"math/rand"
 	randv2 "math/rand/v2"
 	"sort"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -19,37 +19,18 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 )
 
-// stillClock is a clock whose timers never fire: the coordinator's loop
-// never runs on its own, the test calls what it would.
-type stillClock struct {
-	mu  sync.Mutex
-	now time.Time
-}
-
-func (c *stillClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-func (c *stillClock) After(time.Duration) <-chan time.Time { return nil }
-func (c *stillClock) advance(d time.Duration) {
-	c.mu.Lock()
-	c.now = c.now.Add(d)
-	c.mu.Unlock()
-}
-
 // compactEnv is a broker and a group coordinator on a MemFS.
 type compactEnv struct {
 	t   *testing.T
 	fs  *vfs.MemFS
-	clk *stillClock
+	clk *clock.Still
 	b   *broker.Broker
 	c   *Coordinator
 }
 
 const compactTestPartitions = 3
 
-func openCompactEnv(t *testing.T, fs *vfs.MemFS, clk *stillClock) *compactEnv {
+func openCompactEnv(t *testing.T, fs *vfs.MemFS, clk *clock.Still) *compactEnv {
 	t.Helper()
 	cfg := config.Default()
 	cfg.DataDir = "/data"
@@ -174,7 +155,7 @@ func (e *compactEnv) join(group string) {
 			// Replies come synchronously from Tick: deterministic.
 			e.c.Tick(e.clk.Now())
 			if len(got) == 0 {
-				e.clk.advance(time.Second)
+				e.clk.Advance(time.Second)
 			}
 		}
 	}
@@ -301,7 +282,7 @@ func (e *compactEnv) workload(seed int64, steps int, between func(step int)) {
 	epochs := map[string]int32{}
 	joined := map[string]bool{}
 	for i := 0; i < steps; i++ {
-		e.clk.advance(time.Second)
+		e.clk.Advance(time.Second)
 		g := fmt.Sprintf("g%02d", rng.Intn(40))
 		switch r := rng.Intn(100); {
 		case r < 60:
@@ -371,8 +352,8 @@ func TestCompactionKeepsState(t *testing.T) {
 	const steps = 1500
 	fsA, fsB := vfs.NewMemFS(), vfs.NewMemFS()
 	start := time.Date(2026, 12, 1, 0, 0, 0, 0, time.UTC)
-	a := openCompactEnv(t, fsA, &stillClock{now: start})
-	b := openCompactEnv(t, fsB, &stillClock{now: start})
+	a := openCompactEnv(t, fsA, clock.NewStill(start))
+	b := openCompactEnv(t, fsB, clock.NewStill(start))
 	moved := 0
 	a.workload(7, steps, func(i int) {
 		if i%25 == 24 {
@@ -416,8 +397,8 @@ func TestCompactionKeepsState(t *testing.T) {
 	}{{"clean", fsA.CrashClone(nil)}, {"crash", crashA}}
 	for _, im := range images {
 		name := im.name
-		a2 := openCompactEnv(t, im.fs, &stillClock{now: start.Add(steps * time.Second)})
-		b2 := openCompactEnv(t, fsB.CrashClone(nil), &stillClock{now: start.Add(steps * time.Second)})
+		a2 := openCompactEnv(t, im.fs, clock.NewStill(start.Add(steps*time.Second)))
+		b2 := openCompactEnv(t, fsB.CrashClone(nil), clock.NewStill(start.Add(steps*time.Second)))
 		if got, want := a2.c.dump(true), b2.c.dump(true); got != want {
 			t.Fatalf("%s restart: compacted log (-) vs never-compacted log (+):\n%s", name, lineDiff(got, want))
 		}
@@ -442,7 +423,7 @@ func TestCompactionKeepsState(t *testing.T) {
 func TestCompactionCrashBeforeStartMoves(t *testing.T) {
 	fs := vfs.NewMemFS()
 	start := time.Date(2026, 12, 1, 0, 0, 0, 0, time.UTC)
-	e := openCompactEnv(t, fs, &stillClock{now: start})
+	e := openCompactEnv(t, fs, clock.NewStill(start))
 	e.workload(11, 600, nil)
 	want := e.c.dump()
 	var crashes []*vfs.MemFS
@@ -460,7 +441,7 @@ func TestCompactionCrashBeforeStartMoves(t *testing.T) {
 	}
 	e.close()
 	for i, cfs := range crashes {
-		e2 := openCompactEnv(t, cfs, &stillClock{now: start.Add(time.Hour)})
+		e2 := openCompactEnv(t, cfs, clock.NewStill(start.Add(time.Hour)))
 		if got := e2.c.dump(); got != want {
 			t.Fatalf("crash image %d: loaded (-) vs before (+):\n%s", i, lineDiff(got, want))
 		}
@@ -473,7 +454,7 @@ func TestCompactionCrashBeforeStartMoves(t *testing.T) {
 // stays at or below its record.
 func TestCompactionSkipsKeysInFlight(t *testing.T) {
 	fs := vfs.NewMemFS()
-	e := openCompactEnv(t, fs, &stillClock{now: time.Date(2026, 12, 1, 0, 0, 0, 0, time.UTC)})
+	e := openCompactEnv(t, fs, clock.NewStill(time.Date(2026, 12, 1, 0, 0, 0, 0, time.UTC)))
 	defer e.close()
 	for i := int64(0); i < 200; i++ {
 		e.commit("g", []TopicPartition{{"in", 0}, {"in", 1}}, i)
@@ -514,7 +495,7 @@ func TestCompactionSkipsKeysInFlight(t *testing.T) {
 // alone right after.
 func TestMaybeCompactTrigger(t *testing.T) {
 	fs := vfs.NewMemFS()
-	e := openCompactEnv(t, fs, &stillClock{now: time.Date(2026, 12, 1, 0, 0, 0, 0, time.UTC)})
+	e := openCompactEnv(t, fs, clock.NewStill(time.Date(2026, 12, 1, 0, 0, 0, 0, time.UTC)))
 	defer e.close()
 	e.c.compactSettings.MinRecords = 100
 	run := func() {

@@ -3,6 +3,7 @@ package txn
 import (
 	"encoding/json"
 	"fmt"
+	"github.com/oncelog/oncelog/internal/clock"
 	"github.com/oncelog/oncelog/internal/compaction"
 	"math/rand"
 	"sort"
@@ -25,13 +26,13 @@ const compactTestPartitions = 2
 type compactEnv struct {
 	t   *testing.T
 	fs  *vfs.MemFS
-	clk *harnessClock
+	clk *clock.Still
 	b   *broker.Broker
 	g   *group.Coordinator
 	c   *Coordinator
 }
 
-func openTxnCompactEnv(t *testing.T, fs *vfs.MemFS, clk *harnessClock) *compactEnv {
+func openTxnCompactEnv(t *testing.T, fs *vfs.MemFS, clk *clock.Still) *compactEnv {
 	t.Helper()
 	cfg := config.Default()
 	cfg.DataDir = "/data"
@@ -119,7 +120,7 @@ func (e *compactEnv) workload(seed int64, steps int, between func(int)) {
 	}
 	prods := map[string]prod{}
 	for i := 0; i < steps; i++ {
-		e.clk.advance(time.Second)
+		e.clk.Advance(time.Second)
 		id := fmt.Sprintf("t%02d", rng.Intn(40))
 		p, known := prods[id]
 		switch r := rng.Intn(100); {
@@ -176,8 +177,8 @@ func TestCompactTxnStateKeepsState(t *testing.T) {
 	const steps = 1500
 	start := time.Date(2026, 12, 1, 0, 0, 0, 0, time.UTC)
 	fsA, fsB := vfs.NewMemFS(), vfs.NewMemFS()
-	a := openTxnCompactEnv(t, fsA, &harnessClock{now: start})
-	b := openTxnCompactEnv(t, fsB, &harnessClock{now: start})
+	a := openTxnCompactEnv(t, fsA, clock.NewStill(start))
+	b := openTxnCompactEnv(t, fsB, clock.NewStill(start))
 	moved := 0
 	a.workload(5, steps, func(i int) {
 		if i%50 == 49 {
@@ -208,7 +209,7 @@ func TestCompactTxnStateKeepsState(t *testing.T) {
 	crashA := fsA.CrashClone(nil)
 	a.close()
 	b.close()
-	later := &harnessClock{now: start.Add(steps * time.Second)}
+	later := clock.NewStill(start.Add(steps * time.Second))
 	want := openTxnCompactEnv(t, fsB, later)
 	defer want.close()
 	for name, fs := range map[string]*vfs.MemFS{"clean": fsA, "crash": crashA} {
@@ -230,7 +231,7 @@ func TestCompactTxnStateKeepsState(t *testing.T) {
 func TestCompactTxnStateBusyID(t *testing.T) {
 	start := time.Date(2026, 12, 1, 0, 0, 0, 0, time.UTC)
 	fs := vfs.NewMemFS()
-	e := openTxnCompactEnv(t, fs, &harnessClock{now: start})
+	e := openTxnCompactEnv(t, fs, clock.NewStill(start))
 	e.workload(9, 300, nil)
 	id := ""
 	e.c.mu.Lock()
@@ -263,7 +264,7 @@ func TestCompactTxnStateBusyID(t *testing.T) {
 	}
 	want := e.c.dump()
 	e.close()
-	e2 := openTxnCompactEnv(t, fs, &harnessClock{now: start.Add(time.Hour)})
+	e2 := openTxnCompactEnv(t, fs, clock.NewStill(start.Add(time.Hour)))
 	defer e2.close()
 	m, ok := e2.c.Describe(id)
 	if !ok || m.TimeoutMs != 1234 {
@@ -279,7 +280,7 @@ func TestCompactTxnStateBusyID(t *testing.T) {
 func TestCompactTxnStateCrashMidway(t *testing.T) {
 	start := time.Date(2026, 12, 1, 0, 0, 0, 0, time.UTC)
 	fs := vfs.NewMemFS()
-	e := openTxnCompactEnv(t, fs, &harnessClock{now: start})
+	e := openTxnCompactEnv(t, fs, clock.NewStill(start))
 	e.workload(13, 600, nil)
 	want := e.c.dump()
 	var images []*vfs.MemFS
@@ -291,7 +292,7 @@ func TestCompactTxnStateCrashMidway(t *testing.T) {
 		t.Fatalf("%d crash images", len(images))
 	}
 	for i, im := range images {
-		e2 := openTxnCompactEnv(t, im, &harnessClock{now: start.Add(time.Hour)})
+		e2 := openTxnCompactEnv(t, im, clock.NewStill(start.Add(time.Hour)))
 		if got := e2.c.dump(); got != want {
 			t.Fatalf("crash image %d loads\n%s\nwant\n%s", i, got, want)
 		}
@@ -303,7 +304,7 @@ func TestCompactTxnStateCrashMidway(t *testing.T) {
 // the ratio, at most every compaction.CheckInterval.
 func TestCompactTrigger(t *testing.T) {
 	start := time.Date(2026, 12, 1, 0, 0, 0, 0, time.UTC)
-	e := openTxnCompactEnv(t, vfs.NewMemFS(), &harnessClock{now: start})
+	e := openTxnCompactEnv(t, vfs.NewMemFS(), clock.NewStill(start))
 	defer e.close()
 	e.workload(3, 800, nil)
 	if p := e.c.compactCandidate(1 << 20); p != nil {

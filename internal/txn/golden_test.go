@@ -79,6 +79,7 @@ package txn
 import (
 	"encoding/json"
 	"fmt"
+	"github.com/oncelog/oncelog/internal/clock"
 	"github.com/oncelog/oncelog/internal/golden"
 	"log/slog"
 	"path/filepath"
@@ -112,27 +113,6 @@ func runGoldenFile(t *testing.T, path string) {
 
 var goldenStart = time.Date(2024, 1, 1, 0, 0, 0, 0, time.UTC)
 
-// harnessClock is moved by the harness only, and its timers never fire: the
-// harness runs the sweeps itself.
-type harnessClock struct {
-	mu  sync.Mutex
-	now time.Time
-}
-
-func (c *harnessClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-func (c *harnessClock) After(time.Duration) <-chan time.Time { return nil }
-
-func (c *harnessClock) advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.now = c.now.Add(d)
-}
-
 type seqKey struct {
 	pid   int64
 	epoch int16
@@ -143,7 +123,7 @@ type seqKey struct {
 type harness struct {
 	t   *testing.T
 	dir string
-	clk *harnessClock
+	clk *clock.Still
 	lg  *slog.Logger
 
 	b *broker.Broker
@@ -179,7 +159,7 @@ func (h *harness) inject(op, path string) error {
 }
 
 func newHarness(t *testing.T) *harness {
-	h := &harness{t: t, dir: t.TempDir(), clk: &harnessClock{now: goldenStart},
+	h := &harness{t: t, dir: t.TempDir(), clk: clock.NewStill(goldenStart),
 		lg: slog.New(slog.DiscardHandler), seqs: map[seqKey]int32{}, summaries: map[string]string{}}
 	h.open()
 	return h
@@ -338,7 +318,7 @@ func (h *harness) run(where, cmd string) (out string) {
 		if err != nil {
 			panic(cmdError(err.Error()))
 		}
-		h.clk.advance(d)
+		h.clk.Advance(d)
 		h.c.AbortExpired(h.clk.Now())
 		p("now=+%s", h.clk.Now().Sub(goldenStart))
 	case "expire":

@@ -34,6 +34,13 @@ const (
 	// maintenanceInterval is how often the owner checks retention and
 	// producer expiry.
 	maintenanceInterval = 30 * time.Second
+	// lazySyncDelay is how long a marker appended by AppendMarkerEarly
+	// waits for a round that syncs anyway before the partition syncs for
+	// it alone. The producer's next batch, which usually lands on the
+	// same partition, comes well within it (a round trip), so one fsync
+	// makes both durable. NB: real time, not the injected clock: a
+	// batching delay, not a protocol timeout.
+	lazySyncDelay = 300 * time.Microsecond
 )
 
 // Options are the parts a partition is built from.
@@ -96,6 +103,10 @@ type appendOp struct {
 	written bool
 	// answered is set when an AckWritten op was answered before the sync.
 	answered bool
+	// writtenCh, when not nil, receives the result as soon as the batch
+	// is in the log (or refused); done receives it once the batch is
+	// durable, after a sync of its round or a later one (Partition.lazy).
+	writtenCh chan AppendResult
 }
 
 // Partition is one topic partition. All methods are safe for concurrent use.
@@ -125,6 +136,11 @@ type Partition struct {
 	// changed since the last snapshot; a clean close of an idle partition
 	// then writes nothing.
 	snapshotStale bool
+	// lazy are appends answered once written (writtenCh) whose durable
+	// answer waits for the next successful sync; lazyTimer bounds that
+	// wait (lazySyncDelay).
+	lazy      []*appendOp
+	lazyTimer *time.Timer
 
 	mu struct {
 		sync.Mutex
@@ -304,6 +320,10 @@ func (p *Partition) run() {
 	tick := p.clk.After(maintenanceInterval)
 	round := make([]*appendOp, 0, maxAppendsPerRound)
 	for {
+		var lazyC <-chan time.Time
+		if p.lazyTimer != nil {
+			lazyC = p.lazyTimer.C
+		}
 		select {
 		case <-p.closing:
 			p.drainOnClose()
@@ -314,6 +334,10 @@ func (p *Partition) run() {
 		case <-tick:
 			p.maintain()
 			tick = p.clk.After(maintenanceInterval)
+			continue
+		case <-lazyC:
+			p.lazyTimer = nil
+			p.syncLazy()
 			continue
 		case op := <-p.appends:
 			round = append(round[:0], op)
@@ -328,6 +352,9 @@ func (p *Partition) run() {
 			}
 		}
 		p.appendRound(round)
+		if len(p.lazy) > 0 && p.lazyTimer == nil {
+			p.lazyTimer = time.NewTimer(lazySyncDelay)
+		}
 		// NB: drop the answered ops: each holds its batch, which aliases
 		// the whole request frame it came in. Kept in round's backing
 		// array, every partition of a many-partition produce request
@@ -400,9 +427,14 @@ func (p *Partition) appendRound(round []*appendOp) {
 		wroteAny = true
 		p.unflushedBatches++
 	}
+	for _, op := range round {
+		if op.writtenCh != nil {
+			op.writtenCh <- op.res
+		}
+	}
 	needSync := false
 	for _, op := range round {
-		if op.written && op.ack != AckDeferred {
+		if op.written && op.ack != AckDeferred && op.writtenCh == nil {
 			needSync = true
 		}
 	}
@@ -434,6 +466,13 @@ func (p *Partition) appendRound(round []*appendOp) {
 			p.syncedOffset = p.log.NextOffset()
 		}
 	}
+	for _, op := range round {
+		if op.writtenCh != nil && op.written && !syncing && storageErr == nil {
+			// Answered once written; durable with a later sync.
+			p.lazy = append(p.lazy, op)
+			op.answered = true
+		}
+	}
 	p.mu.Lock()
 	logStart := p.mu.logStart
 	if storageErr == nil {
@@ -441,6 +480,11 @@ func (p *Partition) appendRound(round []*appendOp) {
 		p.publishLocked(p.visibleEndLocked(cfg))
 	}
 	p.mu.Unlock()
+	if syncing || storageErr != nil {
+		// Before this round's answers: what was appended earlier is
+		// never answered durable later than what came behind it.
+		p.answerLazy(storageErr)
+	}
 	for _, op := range round {
 		if op.answered {
 			continue
@@ -453,6 +497,48 @@ func (p *Partition) appendRound(round []*appendOp) {
 		op.res.LogStartOffset = logStart
 		op.done <- op.res
 	}
+}
+
+// answerLazy gives the durable answer to every lazy append after a sync
+// (err nil) or a storage failure.
+func (p *Partition) answerLazy(err error) {
+	for _, op := range p.lazy {
+		res := op.res
+		if err != nil {
+			res.Err, res.ErrMessage = kerr.KafkaStorageError, err.Error()
+		}
+		op.done <- res
+	}
+	clear(p.lazy)
+	p.lazy = p.lazy[:0]
+	if p.lazyTimer != nil {
+		p.lazyTimer.Stop()
+		p.lazyTimer = nil
+	}
+}
+
+// syncLazy syncs for the lazy appends when no round did within
+// lazySyncDelay.
+func (p *Partition) syncLazy() {
+	if len(p.lazy) == 0 {
+		return
+	}
+	p.mu.Lock()
+	err := p.mu.storageErr
+	p.mu.Unlock()
+	if err == nil {
+		if serr := p.log.Sync(); serr != nil {
+			err = p.failLocked(fmt.Errorf("fsync: %w", serr))
+		} else {
+			p.unflushedBatches = 0
+			p.lastFlush = p.clk.Now()
+			p.syncedOffset = p.log.NextOffset()
+			p.mu.Lock()
+			p.publishLocked(p.visibleEndLocked(p.mu.cfg))
+			p.mu.Unlock()
+		}
+	}
+	p.answerLazy(err)
 }
 
 // visibleEndLocked is where the high watermark may move: the fsynced end
@@ -481,6 +567,28 @@ func (p *Partition) AppendMarker(pid int64, epoch int16, commit bool, ts int64) 
 		panic(fmt.Sprintf("partition: built an invalid marker: %v", err))
 	}
 	return <-p.Append(b, h)
+}
+
+// AppendMarkerEarly is AppendMarker answered twice: it returns once the
+// marker is in the log (the result, or why it was refused), before its
+// fsync, and durable receives the result once the marker is durable. A
+// transaction coordinator uses the first answer to let the producer's next
+// transaction append behind the marker while the marker's fsync runs.
+func (p *Partition) AppendMarkerEarly(pid int64, epoch int16, commit bool, ts int64) (written AppendResult, durable <-chan AppendResult) {
+	b := recordbatch.BuildControlBatch(pid, epoch, commit, 0, ts)
+	h, err := recordbatch.Check(b)
+	if err != nil {
+		panic(fmt.Sprintf("partition: built an invalid marker: %v", err))
+	}
+	op := &appendOp{batch: b, h: h, ack: AckDurable, done: make(chan AppendResult, 1), writtenCh: make(chan AppendResult, 1)}
+	select {
+	case p.appends <- op:
+	case <-p.closing:
+		res := AppendResult{Err: kerr.NotLeaderForPartition, ErrMessage: "partition is closing"}
+		op.done <- res
+		return res, op.done
+	}
+	return <-op.writtenCh, op.done
 }
 
 // flushDue applies the topic's flush policy: by default (flush.messages=1)
@@ -522,7 +630,11 @@ func (p *Partition) drainOnClose() {
 	for {
 		select {
 		case op := <-p.appends:
-			op.done <- AppendResult{Err: kerr.NotLeaderForPartition, ErrMessage: "partition is closing", LogAppendTime: -1}
+			res := AppendResult{Err: kerr.NotLeaderForPartition, ErrMessage: "partition is closing", LogAppendTime: -1}
+			if op.writtenCh != nil {
+				op.writtenCh <- res
+			}
+			op.done <- res
 		default:
 			return
 		}
@@ -552,6 +664,7 @@ func (p *Partition) maintain() {
 		p.mu.Lock()
 		p.publishLocked(p.visibleEndLocked(p.mu.cfg))
 		p.mu.Unlock()
+		p.answerLazy(nil)
 	}
 	if exp := p.opts.ProducerIDExpiration; exp > 0 {
 		if p.producers.expire(now.Add(-exp).UnixMilli(), p.opts.MaxProducers) > 0 {
@@ -902,10 +1015,15 @@ func (p *Partition) Close() error {
 	<-p.closed
 	var errs []error
 	p.mu.Lock()
-	failed := p.mu.storageErr != nil
+	failed := p.mu.storageErr
 	p.mu.Unlock()
-	if !failed {
-		if err := p.log.Sync(); err != nil {
+	// The owner has stopped: its lazy appends are answered here.
+	if failed != nil {
+		p.answerLazy(failed)
+	} else {
+		err := p.log.Sync()
+		p.answerLazy(err)
+		if err != nil {
 			errs = append(errs, err)
 		} else if p.snapshotStale || p.snapshotOffset != p.log.NextOffset() {
 			if err := p.writeSnapshot(); err != nil {

@@ -95,6 +95,15 @@ type entry struct {
 	// markers are in flight; done is closed when it clears.
 	busy bool
 	done chan struct{}
+	// admit is set, while busy, once every marker of a transaction ended
+	// by EndTxn v5+ is in its log but not yet durable; admitted is closed
+	// then. The producer's next transaction may meanwhile register
+	// partitions (Produce v12+, TxnOffsetCommit v5+), in memory only, and
+	// append behind the markers; the id's record, registration included,
+	// is written once the markers are durable (finish). Everything else
+	// waits for busy to clear.
+	admit    bool
+	admitted chan struct{}
 }
 
 // Coordinator is the transaction coordinator of this node.
@@ -155,7 +164,7 @@ func New(opts Options) (*Coordinator, error) {
 		prepared := e.meta.State == PrepareCommit || e.meta.State == PrepareAbort
 		if prepared || orphans.byID[id] != nil {
 			redo = append(redo, id)
-			e.busy, e.done = true, make(chan struct{})
+			e.setBusy()
 		}
 	}
 	c.mu.Unlock()
@@ -174,7 +183,7 @@ func New(opts Options) (*Coordinator, error) {
 			}()
 			if st == PrepareCommit || st == PrepareAbort {
 				c.lg.Info("completing transaction left in prepare state", "transactional_id", id)
-				if !c.finish(id) {
+				if !c.finish(id, finishRedrive) {
 					return
 				}
 			}
@@ -237,7 +246,7 @@ func (c *Coordinator) findUnregistered() orphans {
 				}
 				switch e.meta.State {
 				case Ongoing, PrepareCommit, PrepareAbort, PrepareEpochFence:
-					if e.meta.hasPartition(tp) {
+					if e.meta.hasPartition(tp) && !openIsLater(&e.meta, pe) {
 						continue
 					}
 				}
@@ -368,15 +377,16 @@ func (c *Coordinator) enqueueWrite(p *partition.Partition, id string, m *Metadat
 	return p.AppendAck(b, h, ack)
 }
 
-// acquire waits until id is not busy and marks it busy. It returns the
-// entry (nil if the id is unknown and create is false) with mu held.
-func (c *Coordinator) acquireLocked(id string) (*entry, *kerr.Error) {
+// acquireLocked waits (mu held, released while waiting) until id is not
+// busy, or, when admitted is set, until it is admitted (see entry.admit).
+// It returns the entry, nil if the id is unknown.
+func (c *Coordinator) acquireLocked(id string, admitted bool) (*entry, *kerr.Error) {
 	// NB: a real-time bound, not the injected clock: it limits how long a
 	// request waits for another one's disk write, not a protocol timeout.
 	var timeout <-chan time.Time
 	for {
 		e := c.mu.txns[id]
-		if e == nil || !e.busy {
+		if e == nil || !e.busy || (admitted && e.admit) {
 			return e, nil
 		}
 		if timeout == nil {
@@ -384,10 +394,14 @@ func (c *Coordinator) acquireLocked(id string) (*entry, *kerr.Error) {
 			defer t.Stop()
 			timeout = t.C
 		}
-		done := e.done
+		done, adm := e.done, e.admitted
+		if !admitted {
+			adm = nil
+		}
 		c.mu.Unlock()
 		select {
 		case <-done:
+		case <-adm:
 		case <-timeout:
 			c.mu.Lock()
 			return nil, kerr.ConcurrentTransactions
@@ -399,10 +413,18 @@ func (c *Coordinator) acquireLocked(id string) (*entry, *kerr.Error) {
 func (e *entry) setBusy() {
 	e.busy = true
 	e.done = make(chan struct{})
+	e.admit = false
+	e.admitted = make(chan struct{})
+}
+
+func (e *entry) setAdmit() {
+	e.admit = true
+	close(e.admitted)
 }
 
 func (e *entry) clearBusy() {
 	e.busy = false
+	e.admit = false
 	close(e.done)
 }
 
@@ -444,7 +466,7 @@ func (c *Coordinator) InitProducerID(id string, timeoutMs int32, producerID int6
 	}
 	now := c.clk.Now().UnixMilli()
 	c.mu.Lock()
-	e, kerrv := c.acquireLocked(id)
+	e, kerrv := c.acquireLocked(id, false)
 	if kerrv != nil {
 		c.mu.Unlock()
 		return fail(kerrv)
@@ -558,7 +580,7 @@ func checkProducer(m *Metadata, producerID int64, epoch int16, knowsFenced bool)
 // transaction, durably, before answering. Blocking.
 func (c *Coordinator) AddPartitions(id string, producerID int64, epoch int16, tps []TopicPartition, knowsFenced bool) *kerr.Error {
 	c.mu.Lock()
-	e, kerrv := c.acquireLocked(id)
+	e, kerrv := c.acquireLocked(id, false)
 	if kerrv != nil {
 		c.mu.Unlock()
 		return kerrv
@@ -644,7 +666,7 @@ func (c *Coordinator) VerifyAndEnqueue(id string, producerID int64, epoch int16,
 	}
 	if implicitAdd {
 		var err *kerr.Error
-		e, err = c.acquireLocked(id)
+		e, err = c.acquireLocked(id, true)
 		if err != nil {
 			return failAll(err)
 		}
@@ -679,34 +701,43 @@ func (c *Coordinator) VerifyAndEnqueue(id string, producerID int64, epoch int16,
 			next.TV2 = true
 		}
 		next.UpdateMs = now
+		if e.busy {
+			// Admitted: the previous transaction's markers are in
+			// their logs, not yet durable, and its Prepare record is
+			// the id's last one. The registration stays in memory;
+			// finish writes it, as the id's record, once those
+			// markers are durable. Until then a crash re-drives the
+			// previous transaction, and these batches, found open in
+			// their partitions and unaccounted for, are aborted at
+			// the next start with the producer fenced
+			// (findUnregistered). They are appended behind the
+			// markers, so none of them can be taken for part of the
+			// previous transaction.
+			e.meta = next
+			for _, tp := range tps {
+				enqueue(tp)
+			}
+			return errs
+		}
 		sp := c.b.Partition(StateTopic, c.partitionFor(id))
 		if sp == nil {
 			return failAll(kerr.CoordinatorNotAvailable)
 		}
-		// The registration and the batches it announces are queued
-		// together and their fsyncs overlap (one disk wait instead of two
-		// in a row): the produce is answered only once both are durable.
-		// NB: a crash between the two fsyncs can leave a batch on disk
-		// whose registration is not; the next start finds it in the
-		// partition's producer state and aborts it, fencing the producer
-		// (abortUnregistered). The entry stays busy until the
-		// registration is durable, so no EndTxn can decide the
-		// transaction before it is.
-		e.setBusy()
-		wait := c.enqueueWrite(sp, id, &next, partition.AckDurable)
+		// The registration is queued before the batches it announces
+		// and not waited for: EndTxn's Prepare record comes after it
+		// in the same log, so no transaction is decided before its
+		// registration is durable, and the produce waits only for its
+		// own batches. NB: a crash can keep a batch and lose the
+		// registration; the next start finds the batch open in its
+		// partition's producer state and aborts it, fencing the
+		// producer (findUnregistered, abortUnregistered).
+		// NB: the append's own result is not needed: a failing disk
+		// makes the partition fail every later write (logged there),
+		// the Prepare record included.
+		c.enqueueWrite(sp, id, &next, partition.AckDeferred)
+		e.meta = next
 		for _, tp := range tps {
 			enqueue(tp)
-		}
-		c.mu.Unlock()
-		res := <-wait
-		c.mu.Lock()
-		if res.Err == nil {
-			e.meta = next
-		}
-		e.clearBusy()
-		if res.Err != nil {
-			c.lg.Error("registering partitions of a transaction failed; batches already queued for them are aborted at the next start", "transactional_id", id, "err", res.Err)
-			return failAll(kerr.CoordinatorNotAvailable)
 		}
 		return errs
 	default:
@@ -738,7 +769,7 @@ type EndResult struct {
 // epoch of the next transaction. Blocks until Prepare is durable.
 func (c *Coordinator) EndTxn(id string, producerID int64, epoch int16, commit, tv2, knowsFenced bool) EndResult {
 	c.mu.Lock()
-	e, kerrv := c.acquireLocked(id)
+	e, kerrv := c.acquireLocked(id, false)
 	if kerrv != nil {
 		c.mu.Unlock()
 		return EndResult{Err: kerrv}
@@ -789,6 +820,42 @@ func (c *Coordinator) EndTxn(id string, producerID int64, epoch int16, commit, t
 		c.mu.Unlock()
 		return EndResult{Err: kerr.InvalidTxnState}
 	}
+	next, err := c.prepared(m, commit, tv2)
+	if err != nil {
+		c.mu.Unlock()
+		return EndResult{Err: kerr.CoordinatorNotAvailable}
+	}
+	next.UpdateMs = c.clk.Now().UnixMilli()
+	e.setBusy()
+	c.mu.Unlock()
+	if err := c.commitTransition(e, next); err != nil {
+		c.mu.Lock()
+		e.clearBusy()
+		c.mu.Unlock()
+		return EndResult{Err: kerr.CoordinatorNotAvailable}
+	}
+	cur := c.snapshot(e)
+	mode := finishStrict
+	if tv2 && cur.TV2 {
+		// The markers carry the epoch the producer's next transaction
+		// uses, which is what lets it start behind them before they
+		// are durable (entry.admit; laterTxnOpen after a crash).
+		mode = finishAdmit
+	}
+	c.wg.Add(1)
+	go func() {
+		defer c.wg.Done()
+		c.finish(id, mode)
+		c.mu.Lock()
+		e.clearBusy()
+		c.mu.Unlock()
+	}()
+	return EndResult{ProducerID: cur.ProducerID, ProducerEpoch: cur.ProducerEpoch}
+}
+
+// prepared is the Prepare state that EndTxn writes to end m's open
+// transaction (tv2: EndTxn v5+, which bumps the epoch).
+func (c *Coordinator) prepared(m *Metadata, commit, tv2 bool) (Metadata, error) {
 	next := m.clone()
 	next.TV2 = next.TV2 || tv2
 	next.MarkerProducerID, next.MarkerEpoch = next.ProducerID, next.ProducerEpoch
@@ -809,8 +876,7 @@ func (c *Coordinator) EndTxn(id string, producerID int64, epoch int16, commit, t
 		if epochExhausted(next.ProducerEpoch) {
 			pid, err := c.b.AllocateProducerID()
 			if err != nil {
-				c.mu.Unlock()
-				return EndResult{Err: kerr.CoordinatorNotAvailable}
+				return Metadata{}, err
 			}
 			next.PrevProducerID = next.ProducerID
 			next.ProducerID, next.ProducerEpoch, next.LastProducerEpoch = pid, 0, -1
@@ -828,33 +894,31 @@ func (c *Coordinator) EndTxn(id string, producerID int64, epoch int16, commit, t
 		next.State = PrepareAbort
 		next.Partitions = nil
 	}
-	next.UpdateMs = c.clk.Now().UnixMilli()
-	e.setBusy()
-	c.mu.Unlock()
-	if err := c.commitTransition(e, next); err != nil {
-		c.mu.Lock()
-		e.clearBusy()
-		c.mu.Unlock()
-		return EndResult{Err: kerr.CoordinatorNotAvailable}
-	}
-	cur := c.snapshot(e)
-	c.wg.Add(1)
-	go func() {
-		defer c.wg.Done()
-		c.finish(id)
-		c.mu.Lock()
-		e.clearBusy()
-		c.mu.Unlock()
-	}()
-	return EndResult{ProducerID: cur.ProducerID, ProducerEpoch: cur.ProducerEpoch}
+	return next, nil
 }
+
+// finishMode says how finish treats the producer's next transaction and
+// markers already written.
+type finishMode int
+
+const (
+	// finishStrict: the id stays busy until every marker is durable.
+	finishStrict finishMode = iota
+	// finishAdmit: once every marker is in its log the id is admitted
+	// (entry.admit): the producer's next transaction may register and
+	// append behind the markers while their fsyncs run.
+	finishAdmit
+	// finishRedrive: after a restart; a marker is skipped where the
+	// producer's next transaction is already open (laterTxnOpen).
+	finishRedrive
+)
 
 // finish writes the markers of a prepared transaction (retrying until each
 // is durable), then records its completion. The entry must be busy (the
 // caller clears it) and in PrepareCommit or PrepareAbort. It reports false
 // when the coordinator stopped before every marker was durable: the
 // transaction then stays in its Prepare state, for the next start.
-func (c *Coordinator) finish(id string) bool {
+func (c *Coordinator) finish(id string, mode finishMode) bool {
 	c.mu.Lock()
 	e := c.mu.txns[id]
 	m := e.meta.clone()
@@ -864,7 +928,15 @@ func (c *Coordinator) finish(id string) bool {
 	failpoint.Hit("txn.after-prepare")
 	var wg sync.WaitGroup
 	written := make([]bool, len(m.Partitions))
+	// durable[i] is set when marker i was answered once written: it then
+	// receives the result once the marker is durable.
+	durable := make([]<-chan partition.AppendResult, len(m.Partitions))
 	for i, tp := range m.Partitions {
+		if mode == finishRedrive && c.laterTxnOpen(tp, &m) {
+			c.lg.Info("marker already written before the producer's next transaction; not written again", "transactional_id", id, "topic", tp.Topic, "partition", tp.Partition)
+			written[i] = true
+			continue
+		}
 		if i == 0 && failpoint.Armed("txn.after-first-marker") {
 			// The first marker alone, so a crash test can stop between
 			// the first and the others.
@@ -875,6 +947,10 @@ func (c *Coordinator) finish(id string) bool {
 		wg.Add(1)
 		go func(i int, tp TopicPartition) {
 			defer wg.Done()
+			if mode == finishAdmit {
+				written[i], durable[i] = c.writeMarkerEarly(tp, pid, epoch, commit)
+				return
+			}
 			written[i] = c.writeMarker(tp, pid, epoch, commit)
 		}(i, tp)
 	}
@@ -888,7 +964,6 @@ func (c *Coordinator) finish(id string) bool {
 			return false
 		}
 	}
-	failpoint.Hit("txn.after-markers")
 	next := m.clone()
 	if commit {
 		next.State = CompleteCommit
@@ -898,16 +973,45 @@ func (c *Coordinator) finish(id string) bool {
 	next.Partitions = nil
 	next.StartMs = -1
 	next.UpdateMs = c.clk.Now().UnixMilli()
+	if mode == finishAdmit {
+		c.mu.Lock()
+		e.meta = next
+		e.setAdmit()
+		c.mu.Unlock()
+		for i, ch := range durable {
+			if ch == nil {
+				continue
+			}
+			tp := m.Partitions[i]
+			res := <-ch
+			if res.Err != nil {
+				// NB: not written again: the producer's next
+				// transaction may be behind it in the log. A failed
+				// fsync fails the partition until the restart, which
+				// re-drives this transaction (finishRedrive).
+				c.lg.Warn("transaction marker not durable; the transaction is completed at the next start", "transactional_id", id, "topic", tp.Topic, "partition", tp.Partition, "err", res.Err)
+				<-c.stop
+				return false
+			}
+			c.markerDurable(tp, pid, commit, res.BaseOffset)
+		}
+	}
+	failpoint.Hit("txn.after-markers")
 	p := c.b.Partition(StateTopic, c.partitionFor(id))
 	c.mu.Lock()
+	if mode == finishAdmit {
+		// The id's current state: the completion, or the next
+		// transaction's registration admitted meanwhile.
+		next = e.meta.clone()
+	}
 	e.meta = next
-	c.mu.Unlock()
 	if p != nil {
 		// Not waited for, and not fsynced on its own (AckDeferred): any
 		// later transition of this id is written to the same partition
 		// after this record and syncs it, and if a crash loses it,
 		// recovery finds the Prepare record and re-drives the markers,
 		// which are idempotent. This takes one fsync off every commit.
+		// Enqueued under mu, so no later record of the id precedes it.
 		wait := c.enqueueWrite(p, id, &next, partition.AckDeferred)
 		go func() {
 			if res := <-wait; res.Err != nil {
@@ -915,7 +1019,65 @@ func (c *Coordinator) finish(id string) bool {
 			}
 		}()
 	}
+	c.mu.Unlock()
 	return true
+}
+
+// laterTxnOpen reports whether the producer of prepared transaction m has
+// a later transaction open in tp. Under TV2 the markers carry the epoch
+// EndTxn gave the producer for its next transaction, which could append
+// only behind them (entry.admit): a transaction open at that epoch or
+// later means a crash kept that next transaction's batches and lost the
+// record completing m. m's marker is then before them in the log, and
+// writing it again would end the wrong transaction. (At the last epoch
+// the next transaction has a new producer id, so the test cannot
+// confuse the two.)
+func (c *Coordinator) laterTxnOpen(tp TopicPartition, m *Metadata) bool {
+	if !m.TV2 || m.MarkerEpoch == math.MaxInt16 {
+		return false
+	}
+	p := c.b.Partition(tp.Topic, tp.Partition)
+	if p == nil {
+		return false
+	}
+	for _, pe := range p.Producers() {
+		if openIsLater(m, pe) {
+			return true
+		}
+	}
+	return false
+}
+
+// openIsLater reports whether pe holds a transaction of m's producer
+// opened after m (see laterTxnOpen).
+func openIsLater(m *Metadata, pe partition.ProducerEntry) bool {
+	prepared := m.State == PrepareCommit || m.State == PrepareAbort
+	return prepared && m.TV2 && m.MarkerEpoch < math.MaxInt16 && pe.ProducerID == m.MarkerProducerID &&
+		pe.CurrentTxnFirstOffset >= 0 && pe.ProducerEpoch >= m.MarkerEpoch
+}
+
+// writeMarkerEarly appends one marker and reports once it is in the log,
+// with the channel that gets its durable result. A marker that cannot be
+// appended is retried as writeMarker does, and comes back durable (nil
+// channel), or not written when the coordinator stops.
+func (c *Coordinator) writeMarkerEarly(tp TopicPartition, pid int64, epoch int16, commit bool) (bool, <-chan partition.AppendResult) {
+	p := c.b.Partition(tp.Topic, tp.Partition)
+	if p == nil {
+		return c.writeMarker(tp, pid, epoch, commit), nil
+	}
+	res, durable := p.AppendMarkerEarly(pid, epoch, commit, c.clk.Now().UnixMilli())
+	if res.Err != nil {
+		return c.writeMarker(tp, pid, epoch, commit), nil
+	}
+	return true, durable
+}
+
+// markerDurable passes a durable marker in an offsets partition on to the
+// group coordinator.
+func (c *Coordinator) markerDurable(tp TopicPartition, pid int64, commit bool, offset int64) {
+	if tp.Topic == c.groups.OffsetsTopic() {
+		c.groups.CompleteTxn(tp.Partition, pid, commit, offset)
+	}
 }
 
 // writeMarker appends one marker, retrying until it is durable or the
@@ -929,9 +1091,7 @@ func (c *Coordinator) writeMarker(tp TopicPartition, pid int64, epoch int16, com
 		}
 		res := p.AppendMarker(pid, epoch, commit, c.clk.Now().UnixMilli())
 		if res.Err == nil {
-			if tp.Topic == c.groups.OffsetsTopic() {
-				c.groups.CompleteTxn(tp.Partition, pid, commit, res.BaseOffset)
-			}
+			c.markerDurable(tp, pid, commit, res.BaseOffset)
 			return true
 		}
 		c.lg.Warn("writing transaction marker failed; retrying", "topic", tp.Topic, "partition", tp.Partition, "attempt", attempt, "err", res.Err)
@@ -972,7 +1132,7 @@ func (c *Coordinator) abortLocked(e *entry, fence bool) error {
 	if err := c.commitTransition(e, next); err != nil {
 		return err
 	}
-	if !c.finish(next.TransactionalID) {
+	if !c.finish(next.TransactionalID, finishStrict) {
 		return errStopped
 	}
 	return nil
@@ -1010,7 +1170,7 @@ func (c *Coordinator) AbortExpired(now time.Time) {
 	c.mu.Unlock()
 	for _, id := range expired {
 		c.mu.Lock()
-		e, err := c.acquireLocked(id)
+		e, err := c.acquireLocked(id, false)
 		if err != nil || e == nil || e.meta.State != Ongoing || now.UnixMilli() <= e.meta.StartMs+int64(e.meta.TimeoutMs) {
 			c.mu.Unlock()
 			continue

@@ -65,9 +65,10 @@ package txn
 //
 //	set-epoch id=ID epoch=N
 //	    durably set the producer epoch of an idle id (to reach the epoch limit)
-//	prepare id=ID commit|abort
-//	    write the Prepare record of the open transaction as EndTxn (v4) does,
-//	    and stop there: what a crash right after it leaves behind
+//	prepare id=ID commit|abort [vN]
+//	    write the Prepare record of the open transaction as EndTxn (v4 by
+//	    default; v5 bumps the epoch) does, and stop there: what a crash
+//	    right after it leaves behind
 //	marker T/P pid=N epoch=N commit|abort
 //	    append one marker by hand, as the coordinator would
 //	orphan T/P id=ID pid=N epoch=N
@@ -369,7 +370,7 @@ func (h *harness) run(where, cmd string) (out string) {
 	case "set-epoch":
 		lines = append(lines, h.setEpoch(a.str("id"), int16(a.int("epoch", 0)))...)
 	case "prepare":
-		lines = append(lines, h.prepare(a.str("id"), a.has("commit"))...)
+		lines = append(lines, h.prepare(a.str("id"), a.has("commit"), a.version(4) >= 5)...)
 	case "marker":
 		tp := parseTP(a.word(0))
 		part := h.b.Partition(tp.Topic, tp.Partition)
@@ -603,6 +604,28 @@ func completesTo(d, m Metadata) bool {
 		d.TimeoutMs == m.TimeoutMs && d.TV2 == m.TV2
 }
 
+// registersTo reports whether the in-memory state m is the durable state d
+// with partitions registered by Produce v12+: that registration is written
+// without an fsync of its own (EndTxn's Prepare record syncs it), and one a
+// crash loses has its batches aborted at the next start (findUnregistered).
+func registersTo(d, m Metadata) bool {
+	if m.State != Ongoing || !m.TV2 || d.ProducerID != m.ProducerID || d.ProducerEpoch != m.ProducerEpoch || d.TimeoutMs != m.TimeoutMs {
+		return false
+	}
+	switch d.State {
+	case Ongoing:
+		for _, tp := range d.Partitions {
+			if !m.hasPartition(tp) {
+				return false
+			}
+		}
+		return true
+	case Empty, CompleteCommit, CompleteAbort, PrepareCommit, PrepareAbort:
+		return true
+	}
+	return false
+}
+
 // settle waits until the durable state equals the coordinator's memory. If
 // it never does, the difference is part of the output (and the test fails
 // even with -rewrite).
@@ -624,7 +647,7 @@ func (h *harness) settle(where string) []string {
 			// own (AckDeferred): until the next write syncs it, the
 			// durable state is the Prepare record, which a restart
 			// completes to exactly this.
-			if m, ok := mem[id]; ok && completesTo(d, m) {
+			if m, ok := mem[id]; ok && (completesTo(d, m) || registersTo(d, m)) {
 				dur[id] = m
 			}
 		}
@@ -753,7 +776,7 @@ func (h *harness) setEpoch(id string, epoch int16) []string {
 
 // prepare writes the Prepare record of id's open transaction as a
 // protocol v1 EndTxn does, and stops there, as a crash would.
-func (h *harness) prepare(id string, commit bool) []string {
+func (h *harness) prepare(id string, commit, tv2 bool) []string {
 	c := h.c
 	c.mu.Lock()
 	e := c.mu.txns[id]
@@ -769,10 +792,9 @@ func (h *harness) prepare(id string, commit bool) []string {
 		e.clearBusy()
 		c.mu.Unlock()
 	}()
-	next.MarkerProducerID, next.MarkerEpoch = next.ProducerID, next.ProducerEpoch
-	next.State = PrepareAbort
-	if commit {
-		next.State = PrepareCommit
+	next, err := c.prepared(&next, commit, tv2)
+	if err != nil {
+		return []string{"error: " + err.Error()}
 	}
 	next.UpdateMs = h.clk.Now().UnixMilli()
 	if err := c.commitTransition(e, next); err != nil {

@@ -6,17 +6,30 @@ package txn
 // __transaction_state partition before anything acts on it: PrepareCommit
 // is durable before the first marker is written and before EndTxn is
 // answered (the commit is decided then; the markers follow in the
-// background, as in Kafka, and the id stays busy until they are durable,
-// so the producer's next transaction waits for them). A partition added by
-// AddPartitionsToTxn is durable in the partition set before any
-// transactional batch of it is appended. One added by Produce v12+ is
-// written beside its batches, and the produce is answered only when both
-// are durable; if a crash keeps the batch and loses the registration, the
-// next start finds the open transaction in the partition's producer state
-// and aborts it, fencing the producer (findUnregistered,
-// abortUnregistered). The Complete record is written after the markers; it
-// need not be waited for, since any later transition of the same id is
-// written to the same partition after it.
+// background, as in Kafka). A partition added by AddPartitionsToTxn is
+// durable in the partition set before any transactional batch of it is
+// appended. One added by Produce v12+ (transaction protocol v2) is queued
+// before its batches and not waited for: the Prepare record that decides
+// the transaction comes after it in the same log and syncs it. If a crash
+// keeps the batch and loses the registration, the next start finds the
+// open transaction in the partition's producer state and aborts it,
+// fencing the producer (findUnregistered, abortUnregistered). The Complete
+// record is written once every marker is durable, and not waited for.
+//
+// The next transaction. After EndTxn v5+ the id stays busy until the
+// markers are durable, but is admitted as soon as they are all in their
+// logs: the producer's next transaction may register partitions (in
+// memory) and append behind the markers while their fsyncs run (usually
+// one fsync then covers the marker and the next batch). The id's record,
+// with that registration, is written once the markers are durable; until
+// then the Prepare record is its last one. A crash in that window
+// re-drives the ended transaction, skipping a partition where the
+// producer's next transaction is already open (its marker is before that
+// transaction's batches, and a second one would end the wrong
+// transaction: laterTxnOpen), and aborts the next transaction as
+// unregistered. This relies on TV2's epoch bump (the next transaction's
+// batches carry the epoch the markers carry); TV1 (EndTxn up to v4) keeps
+// the id busy until the markers are durable.
 //
 // Ordering with data. A transactional produce (and a transactional offset
 // commit) is verified and enqueued to its partition under mu, and a

@@ -344,7 +344,11 @@ func (c *Coordinator) ensureTopic() *kerr.Error {
 	// and only compaction (compact.go) may drop what they supersede. Its
 	// segments are 100 MiB (Kafka's transaction.state.log.segment.bytes),
 	// so superseded records go with whole segments soon after a compaction.
-	_, perr := c.b.CreateInternalTopic(StateTopic, c.settings.Partitions, map[string]string{"retention.ms": "-1", "retention.bytes": "-1", "segment.bytes": "104857600"})
+	// Preallocated: every EndTxn waits for one fsync of a small append
+	// here, which a pre-zeroed extent turns into an fdatasync with no
+	// journal commit (about a third less); the zeros cost nothing that
+	// matters at this topic's few bytes per transition.
+	_, perr := c.b.CreateInternalTopic(StateTopic, c.settings.Partitions, map[string]string{"retention.ms": "-1", "retention.bytes": "-1", "segment.bytes": "104857600", "preallocate": "true"})
 	if perr != nil && perr.Code != kerr.TopicAlreadyExists {
 		c.lg.Error("creating the transaction state topic failed", "err", perr)
 		return kerr.CoordinatorNotAvailable

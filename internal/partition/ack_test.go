@@ -34,6 +34,18 @@ func (g *syncGate) fs() vfs.FS {
 	})
 }
 
+// failingSyncFS is a filesystem whose segment fsyncs fail once fail is set.
+func failingSyncFS() (fs vfs.FS, fail *atomic.Bool) {
+	fail = new(atomic.Bool)
+	fs = vfs.NewFaultFS(vfs.OS, func(op, path string) error {
+		if op == vfs.OpSync && strings.HasSuffix(path, ".log") && fail.Load() {
+			return vfs.ErrInjected
+		}
+		return nil
+	})
+	return fs, fail
+}
+
 func openFS(t testing.TB, fs vfs.FS) *Partition {
 	t.Helper()
 	p, err := Open(Options{
@@ -98,13 +110,7 @@ func TestAckWrittenAnswersBeforeSyncAndHidesData(t *testing.T) {
 // fails, the answer stands (acks=1 gives that up) but the data never
 // becomes visible and the partition refuses further appends.
 func TestAckWrittenFailedSyncIsSticky(t *testing.T) {
-	var fail atomic.Bool
-	fs := vfs.NewFaultFS(vfs.OS, func(op, path string) error {
-		if op == vfs.OpSync && strings.HasSuffix(path, ".log") && fail.Load() {
-			return vfs.ErrInjected
-		}
-		return nil
-	})
+	fs, fail := failingSyncFS()
 	p := openFS(t, fs)
 	defer p.Close()
 	fail.Store(true)

@@ -1,8 +1,6 @@
 package partition
 
 import (
-	"strings"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -94,13 +92,7 @@ func TestMarkerEarlyDurableWithNextBatch(t *testing.T) {
 // fsync failed gets KAFKA_STORAGE_ERROR as its durable answer, and the
 // partition refuses what follows.
 func TestMarkerEarlyFailedSync(t *testing.T) {
-	var fail atomic.Bool
-	fs := vfs.NewFaultFS(vfs.OS, func(op, path string) error {
-		if op == vfs.OpSync && strings.HasSuffix(path, ".log") && fail.Load() {
-			return vfs.ErrInjected
-		}
-		return nil
-	})
+	fs, fail := failingSyncFS()
 	p := openFS(t, fs)
 	defer p.Close()
 	b, h := txnBatch(7, 0, 0)

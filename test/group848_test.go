@@ -6,10 +6,12 @@ package test
 
 import (
 	"context"
+	"errors"
 	"testing"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
 )
@@ -157,5 +159,68 @@ func TestGroup848ClassicIDsApart(t *testing.T) {
 	}
 	if jr.ErrorCode != 23 { // INCONSISTENT_GROUP_PROTOCOL
 		t.Errorf("JoinGroup on a consumer group: error %d, want INCONSISTENT_GROUP_PROTOCOL", jr.ErrorCode)
+	}
+}
+
+// TestGroup848OffsetDeleteSubscribed: OffsetDelete refuses the offsets of a
+// topic a member of a KIP-848 group subscribes to (GROUP_SUBSCRIBED_TO_TOPIC)
+// while the group has members, and deletes them once it is empty.
+func TestGroup848OffsetDeleteSubscribed(t *testing.T) {
+	b := startBroker(t, nil)
+	adm, err := kgo.NewClient(kgo.SeedBrokers(b.Addr()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer adm.Close()
+	ctx := context.Background()
+	const topic, parts, n = "group848-delete", 3, 300
+	ka := kadm.NewClient(adm)
+	if _, err := ka.CreateTopic(ctx, parts, 1, nil, topic); err != nil {
+		t.Fatal(err)
+	}
+	l := &groupLedger{seen: map[int32][]int64{}}
+	stop := group848Member(t, b.Addr(), "gdel", topic, kgo.CooperativeStickyBalancer(), l)
+	produceN(t, b.Addr(), topic, 0, n)
+	waitTotal(t, l, n)
+
+	deleteOffsets := func() map[int32]error {
+		t.Helper()
+		resps, err := ka.DeleteOffsets(ctx, "gdel", kadm.TopicsSet{topic: {0: {}, 1: {}, 2: {}}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		out := map[int32]error{}
+		for p, err := range resps[topic] {
+			out[p] = err
+		}
+		return out
+	}
+	for p, err := range deleteOffsets() {
+		if !errors.Is(err, kerr.GroupSubscribedToTopic) {
+			t.Errorf("partition %d while a member subscribes: %v, want GROUP_SUBSCRIBED_TO_TOPIC", p, err)
+		}
+	}
+	offs, err := ka.FetchOffsets(ctx, "gdel")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := len(offs[topic]); got != parts {
+		t.Fatalf("%d committed partitions after the refused delete, want %d", got, parts)
+	}
+
+	stop() // the group is empty now
+	for p, err := range deleteOffsets() {
+		if err != nil {
+			t.Errorf("partition %d of the empty group: %v", p, err)
+		}
+	}
+	offs, err = ka.FetchOffsets(ctx, "gdel")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for p, o := range offs[topic] {
+		if o.At >= 0 {
+			t.Errorf("partition %d still has offset %d after the delete", p, o.At)
+		}
 	}
 }

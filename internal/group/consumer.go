@@ -1273,7 +1273,21 @@ func (c *Coordinator) describeConsumerLocked(group string) (GroupInfo, bool) {
 	if g == nil {
 		return GroupInfo{}, false
 	}
-	return GroupInfo{ID: group, State: g.State().String(), ProtocolType: "consumer", Type: "consumer"}, true
+	info := GroupInfo{ID: group, State: g.State().String(), ProtocolType: "consumer", Type: "consumer"}
+	topics := map[string]bool{}
+	for t := range g.subscribed {
+		topics[t] = true
+	}
+	for _, m := range g.members {
+		for _, t := range m.SubscribedTopicNames {
+			topics[t] = true
+		}
+	}
+	for t := range topics {
+		info.SubscribedTopics = append(info.SubscribedTopics, t)
+	}
+	sort.Strings(info.SubscribedTopics)
+	return info, true
 }
 
 // consumerDeleteLocked is DeleteGroups' part for a consumer group: its

@@ -602,6 +602,10 @@ type GroupInfo struct {
 	Members                           []Member
 	// Type is "consumer" for a KIP-848 group, "" for a classic one.
 	Type string
+	// SubscribedTopics are the topics the members of a KIP-848 group
+	// subscribe to (by name, or by regex as resolved), sorted; a classic
+	// group's are in its members' protocol metadata.
+	SubscribedTopics []string
 }
 
 // Describe returns a snapshot of the group, or ok=false if it does not exist.

@@ -7,6 +7,8 @@ package server
 // GROUP_SUBSCRIBED_TO_TOPIC; an unknown group gets GROUP_ID_NOT_FOUND.
 
 import (
+	"slices"
+
 	"github.com/oncelog/oncelog/internal/group"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
@@ -15,8 +17,12 @@ import (
 func init() { register(47, 0, 0, handleOffsetDelete) }
 
 // subscribedTo reports whether a member of a consumer group subscribes to
-// topic, from the members' consumer protocol metadata.
+// topic: for a KIP-848 group from the members' subscriptions, for a
+// classic one from their consumer protocol metadata.
 func subscribedTo(g *group.GroupInfo, topic string) bool {
+	if g.Type == "consumer" {
+		return slices.Contains(g.SubscribedTopics, topic)
+	}
 	if g.ProtocolType != "consumer" {
 		return false
 	}

@@ -133,6 +133,14 @@ func (f *faultFile) Datasync() error {
 	return f.File.Datasync()
 }
 
+// WriteBack is injected as OpWrite: it reports the errors of writes.
+func (f *faultFile) WriteBack(off, n int64) error {
+	if err := f.inject(OpWrite, f.Name()); err != nil {
+		return err
+	}
+	return f.File.WriteBack(off, n)
+}
+
 func (f *faultFile) Sync() error {
 	if err := f.inject(OpSync, f.Name()); err != nil {
 		return err

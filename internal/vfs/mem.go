@@ -432,6 +432,14 @@ func (f *memFile) WriteAt(b []byte, off int64) (int, error) {
 // Datasync is Sync: MemFS keeps no metadata apart from the content.
 func (f *memFile) Datasync() error { return f.Sync() }
 
+// WriteBack implements File: MemFS has no write-back to start, and a
+// crash keeps what it keeps of unsynced writes either way.
+func (f *memFile) WriteBack(off, n int64) error {
+	f.fs.mu.Lock()
+	defer f.fs.mu.Unlock()
+	return f.check("writeback", true)
+}
+
 func (f *memFile) Sync() error {
 	f.fs.mu.Lock()
 	defer f.fs.mu.Unlock()

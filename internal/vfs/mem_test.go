@@ -108,10 +108,20 @@ func fsSuite(t *testing.T, fsys FS, dir string) {
 	if _, err := g.WriteAt([]byte("Z"), 0); err != nil {
 		t.Fatal(err)
 	}
+	// WriteBack changes nothing anyone can read, on any range.
+	if err := g.WriteBack(0, 5); err != nil {
+		t.Fatal(err)
+	}
+	if err := g.WriteBack(2, 1<<20); err != nil {
+		t.Fatal(err)
+	}
 	if err := g.Datasync(); err != nil {
 		t.Fatal(err)
 	}
 	g.Close()
+	if err := g.WriteBack(0, 5); err == nil {
+		t.Fatal("WriteBack on a closed file succeeded")
+	}
 	if got := string(readAll(t, fsys, dir+"/a/g")); got != "Z\x00\x00xy" {
 		t.Fatalf("g after WriteAt = %q", got)
 	}
@@ -276,6 +286,9 @@ func TestFaultFS(t *testing.T) {
 	}
 	if got := string(readAll(t, m, "/f")); got != "ok" {
 		t.Fatalf("failed write wrote: %q", got)
+	}
+	if err := f.WriteBack(0, 2); !errors.Is(err, ErrInjected) {
+		t.Fatalf("write-back fails as writes do: %v", err)
 	}
 	if err := f.Sync(); err != nil {
 		t.Fatal(err)

@@ -29,6 +29,13 @@ type File interface {
 	// to read it back (fdatasync(2)): cheaper than Sync when the writes
 	// changed neither the size nor the allocation of the file.
 	Datasync() error
+	// WriteBack writes the dirty pages of the n bytes at off to the device
+	// and waits for them (sync_file_range(2) where the system has it; a
+	// no-op elsewhere). It makes nothing durable, neither the data (the
+	// device may still cache it) nor the size or allocation: it only moves
+	// the write-back of a range out of a later Sync or Datasync, which then
+	// finds those pages clean. An error is a write error: sticky.
+	WriteBack(off, n int64) error
 	// Truncate changes the file's size; the next Write of an O_APPEND file
 	// goes to the new end.
 	Truncate(size int64) error

@@ -50,6 +50,12 @@
 // the file grows by each append, every Sync is an fsync, and Open trims
 // the active segment's zeros too (a log written with it).
 //
+// Extents are written ahead of need: once the zeros past the data run low,
+// a goroutine writes and syncs the next extent off the owner's path, and
+// the owner takes it over when it is done (extend.go). Only the first
+// extent of a segment, and one the extender could not finish in time, is
+// written inside Append.
+//
 // # Errors
 //
 // An error from a write or fsync is sticky (vfs contract): every later
@@ -61,6 +67,8 @@
 // Append, Sync, SetStartOffset, EnforceRetention, Truncate, SetConfig, Close
 // and Delete are meant for the partition's owner goroutine; they are
 // serialized by wmu, so concurrent calls are safe but wait for each other.
+// The extender (extend.go) shares no state with them but its extension,
+// which the owner reads only once the extender is done.
 // Read, FindTimestamp, MaxTimestamp, Scan, NextOffset, StartOffset and Size
 // may be called from any goroutine, concurrently with the owner. Readers hold
 // mu only to look up positions, never across file I/O; the owner holds mu
@@ -184,6 +192,14 @@ type Log struct {
 	// minExtent and maxExtent bound a zero extension of the active
 	// segment: minExtentBytes and maxExtentBytes, smaller in tests.
 	minExtent, maxExtent int64
+	// ahead lets Append extend the active segment ahead of need in the
+	// background (extend.go), aheadChunk bytes at a time; off in tests of
+	// the extension in place.
+	ahead      bool
+	aheadChunk int64
+	// ext is the extender's run, while it runs or until the owner has
+	// adopted what it did; nil otherwise.
+	ext *extension
 
 	// mu guards the log's shape as readers see it. Writers hold wmu and mu;
 	// readers hold mu (read), or wmu alone for the owner.
@@ -204,7 +220,7 @@ type Log struct {
 // segment for SegmentMs.
 func Open(fsys vfs.FS, dir string, cfg Config, now time.Time) (*Log, error) {
 	dir = path.Clean(dir)
-	l := &Log{fs: fsys, dir: dir, minExtent: minExtentBytes, maxExtent: maxExtentBytes}
+	l := &Log{fs: fsys, dir: dir, minExtent: minExtentBytes, maxExtent: maxExtentBytes, ahead: true, aheadChunk: aheadChunkBytes}
 	l.mu.cfg = cfg.normalized()
 	if err := fsys.MkdirAll(dir, 0o755); err != nil {
 		return nil, fmt.Errorf("partlog: create %s: %w", dir, err)
@@ -645,6 +661,15 @@ func (l *Log) Append(batch []byte, now time.Time) error {
 	}
 	pos := s.size
 	end := pos + int64(len(batch))
+	if err := l.adoptExtension(false); err != nil {
+		return err
+	}
+	if end > s.zeroEnd && l.ext != nil {
+		// The extender is behind: take what it has written.
+		if err := l.adoptExtension(true); err != nil {
+			return err
+		}
+	}
 	if end > s.zeroEnd && l.mu.cfg.Preallocate {
 		if err := l.extendLocked(s, end); err != nil {
 			return err
@@ -666,6 +691,7 @@ func (l *Log) Append(batch []byte, now time.Time) error {
 	}
 	l.mu.next = s.next
 	l.mu.Unlock()
+	l.maybeExtendAhead(s)
 	return nil
 }
 
@@ -679,8 +705,10 @@ func (l *Log) extendLocked(s *segment, need int64) error {
 	if s.zeroEnd < s.size || need <= s.zeroEnd {
 		panic(fmt.Sprintf("partlog: extend %s to %d: size %d, zeroed end %d", s.path, need, s.size, s.zeroEnd))
 	}
-	grow := min(max(s.zeroEnd, l.minExtent), l.maxExtent)
-	end := max(need, min(s.zeroEnd+grow, l.mu.cfg.SegmentBytes))
+	if l.ext != nil {
+		panic(fmt.Sprintf("partlog: extend %s in place while the extender runs", s.path))
+	}
+	end := max(need, min(s.zeroEnd+l.extentAfter(s.zeroEnd), l.mu.cfg.SegmentBytes))
 	for at := s.zeroEnd; at < end; {
 		n := int(min(int64(len(zeroChunk)), end-at))
 		if _, err := s.f.WriteAt(zeroChunk[:n], at); err != nil {
@@ -713,6 +741,9 @@ func (l *Log) shouldRoll(s *segment, h *recordbatch.Header, now time.Time) bool 
 // Caller holds wmu.
 func (l *Log) roll(now time.Time) (*segment, error) {
 	old := l.active()
+	if err := l.adoptExtension(true); err != nil {
+		return nil, err
+	}
 	// The old segment is synced in full before its successor exists: this
 	// is what lets recovery treat invalid data in any segment but the last
 	// as corruption rather than a torn write.
@@ -758,6 +789,9 @@ func (l *Log) Sync() error {
 // syncLocked is Sync with wmu held.
 func (l *Log) syncLocked() error {
 	s := l.active()
+	if err := l.adoptExtension(false); err != nil {
+		return err
+	}
 	if err := s.flushIndexes(); err != nil {
 		return l.fail(fmt.Errorf("write indexes of %s: %w", s.path, err))
 	}
@@ -847,6 +881,7 @@ func (l *Log) closeLocked() error {
 		return ErrClosed
 	}
 	var first error
+	l.adoptExtension(true) // an error is l.err, checked next
 	if l.err == nil {
 		first = l.syncLocked()
 	}
@@ -1360,6 +1395,9 @@ func (l *Log) Truncate(offset int64) error {
 	if offset < l.mu.start {
 		return fmt.Errorf("%w: truncate to %d below start offset %d", ErrOffsetOutOfRange, offset, l.mu.start)
 	}
+	if err := l.adoptExtension(true); err != nil {
+		return err
+	}
 	// Make what stays durable first, so no crash can leave a shorter log
 	// file with stale data after it.
 	if err := l.syncLocked(); err != nil {
@@ -1443,6 +1481,9 @@ func (l *Log) Truncate(offset int64) error {
 // leaves old segments below a checkpointed start, which Open deletes.
 // Caller holds wmu; off must be the durable start offset.
 func (l *Log) resetAtLocked(off int64, rollTs int64) error {
+	if err := l.adoptExtension(true); err != nil {
+		return err
+	}
 	if err := l.syncLocked(); err != nil {
 		return err
 	}

@@ -43,7 +43,9 @@ const maxSegmentBytes = math.MaxInt32
 // per Sync. NB: the Sync after an extension also writes the extent's zeros
 // back, about 4 ms for 4 MiB on the virtio disk measured (8 MiB took 7-8
 // ms, for no gain at the median), so maxExtentBytes is a tail-latency
-// bound: see docs/BENCHMARKS.md, "Pre-zeroed segment extents".
+// bound: see docs/BENCHMARKS.md, "Pre-zeroed segment extents". The
+// extender (extend.go) takes that cost off the owner's path whenever it
+// finishes in time.
 const (
 	minExtentBytes = 64 << 10
 	maxExtentBytes = 4 << 20
@@ -100,7 +102,8 @@ type segment struct {
 	// file may be longer (zeroEnd), so nothing may use the file's size as
 	// the end of its data.
 	size int64 // (mu)
-	// zeroEnd is the file's size: the active segment's file grows by
+	// zeroEnd is the file's size (or, while the extender runs, where the
+	// zeros it is adding start: extend.go): the active segment's file grows by
 	// extents of zeros (minExtentBytes to maxExtentBytes, 4 MiB:
 	// one journal commit per extent instead of one per Sync; see the
 	// package comment). Invariant: size <= zeroEnd and every byte in

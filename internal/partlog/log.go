@@ -792,7 +792,7 @@ func (l *Log) syncLocked() error {
 	if err := l.adoptExtension(false); err != nil {
 		return err
 	}
-	if err := s.flushIndexes(); err != nil {
+	if err := s.flushIndexesIfDue(); err != nil {
 		return l.fail(fmt.Errorf("write indexes of %s: %w", s.path, err))
 	}
 	for _, s := range l.mu.segs {

@@ -248,3 +248,53 @@ func TestAppendRejectsBadInput(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestIndexFilesWrittenInBatches: a Sync writes the index entries to the
+// index files only once indexFlushEntries of them wait, Close writes the
+// rest, and a crash that loses entries never written costs a rebuild at
+// Open, nothing else.
+func TestIndexFilesWrittenInBatches(t *testing.T) {
+	m, dir := newMemDir(t)
+	cfg := DefaultConfig()
+	cfg.IndexIntervalBytes = 0 // an entry per batch but the first
+	l := mustOpen(t, m, dir, cfg)
+	ip := dir + "/" + segmentName(0) + indexSuffix
+	indexBytes := func(fsys vfs.FS) int64 { return fileSize(t, fsys, ip) }
+	for i := 0; i < indexFlushEntries; i++ {
+		appendN(t, l, 1, 1, 10, constTs, t0)
+		if err := l.Sync(); err != nil {
+			t.Fatal(err)
+		}
+		if n := indexBytes(m); n != 0 {
+			t.Fatalf("after %d syncs the index file has %d bytes", i+1, n)
+		}
+	}
+	// The crash loses the unwritten entries; Open rebuilds them.
+	c := mustOpen(t, m.CrashClone(nil), dir, cfg)
+	if rec := c.Recovery(); len(rec.RebuiltIndexes) == 0 || rec.TornFile != "" {
+		t.Fatalf("recovery %+v", rec)
+	}
+	if got := allBatches(t, c); len(got) != indexFlushEntries {
+		t.Fatalf("%d batches after the crash", len(got))
+	}
+	c.Close()
+	appendN(t, l, 1, 1, 10, constTs, t0) // the 128th entry
+	if err := l.Sync(); err != nil {
+		t.Fatal(err)
+	}
+	if n := indexBytes(m); n != indexFlushEntries*indexEntrySize {
+		t.Fatalf("index file %d bytes, want %d", n, indexFlushEntries*indexEntrySize)
+	}
+	appendN(t, l, 3, 1, 10, constTs, t0)
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if n := indexBytes(m); n != (indexFlushEntries+3)*indexEntrySize {
+		t.Fatalf("index file %d bytes after Close, want %d", n, (indexFlushEntries+3)*indexEntrySize)
+	}
+	l = mustOpen(t, m, dir, cfg)
+	defer l.Close()
+	if rec := l.Recovery(); len(rec.RebuiltIndexes) != 0 {
+		t.Fatalf("clean reopen rebuilt %v", rec.RebuiltIndexes)
+	}
+}

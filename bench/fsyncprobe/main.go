@@ -21,6 +21,9 @@
 //	grow-data   each append grows the file, fdatasync (still a journal commit: the size changed)
 //	prezeroed   the file is pre-zeroed and fsynced first, appends overwrite, fdatasync
 //	            (a segment with preallocate, between extensions)
+//	ahead       appends overwrite zeros, fdatasync; a goroutine per file keeps 2-6 MiB
+//	            of zeros ahead of them, written 128 KiB at a time with sync_file_range
+//	            and fsynced per 4 MiB (what partlog's extender does)
 //
 // Usage:
 //
@@ -37,6 +40,7 @@ import (
 	"path/filepath"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 )
@@ -53,8 +57,8 @@ func main() {
 		serial   = flag.Bool("serial", false, "one goroutine syncs one file per round, rotating (one request in flight)")
 	)
 	flag.Parse()
-	if *mode != "grow" && *mode != "grow-data" && *mode != "prezeroed" {
-		fmt.Fprintln(os.Stderr, "fsyncprobe: --mode must be grow, grow-data or prezeroed")
+	if *mode != "grow" && *mode != "grow-data" && *mode != "prezeroed" && *mode != "ahead" {
+		fmt.Fprintln(os.Stderr, "fsyncprobe: --mode must be grow, grow-data, prezeroed or ahead")
 		os.Exit(2)
 	}
 	tmp, err := os.MkdirTemp(*dir, "fsyncprobe-")
@@ -95,7 +99,22 @@ func main() {
 		}
 		owners[i] = &owner{fs: []*os.File{f}, pos: []int64{0}, queue: make(chan time.Time, 1<<16)}
 	}
+	// ahead: the appends' end per file, and when to stop the extenders.
+	ends := make([]atomic.Int64, len(owners))
+	quit := make(chan struct{})
+	var extenders sync.WaitGroup
+	if *mode == "ahead" {
+		for i, o := range owners {
+			name := o.fs[0].Name()
+			extenders.Go(func() { extendAhead(name, &ends[i], quit) })
+		}
+		time.Sleep(time.Second) // the first extents
+	}
 	if *serial {
+		if *mode == "ahead" {
+			fmt.Fprintln(os.Stderr, "fsyncprobe: --serial with --mode ahead is not supported")
+			os.Exit(2)
+		}
 		o := &owner{queue: make(chan time.Time, 1<<16)}
 		for _, x := range owners {
 			o.fs = append(o.fs, x.fs[0])
@@ -109,7 +128,7 @@ func main() {
 	}
 
 	var wg sync.WaitGroup
-	for _, o := range owners {
+	for oi, o := range owners {
 		wg.Go(func() {
 			var round []time.Time
 			next := 0
@@ -133,6 +152,9 @@ func main() {
 						fatal(err)
 					}
 					o.pos[next] += int64(len(buf))
+				}
+				if *mode == "ahead" {
+					ends[oi].Store(o.pos[next])
 				}
 				next = (next + 1) % len(o.fs)
 				t0 := time.Now()
@@ -171,6 +193,8 @@ func main() {
 		close(o.queue)
 	}
 	wg.Wait()
+	close(quit)
+	extenders.Wait()
 
 	var syncs, lats []time.Duration
 	rounds, appends := 0, 0
@@ -205,4 +229,39 @@ func dist(d []time.Duration) string {
 func fatal(err error) {
 	fmt.Fprintln(os.Stderr, "fsyncprobe:", err)
 	os.Exit(1)
+}
+
+// extendAhead keeps the file at name zeroed from 2 to 6 MiB past *end: 4 MiB
+// at a time, 128 KiB per write, each written back with sync_file_range
+// before the next, one fsync per 4 MiB.
+func extendAhead(name string, end *atomic.Int64, quit chan struct{}) {
+	f, err := os.OpenFile(name, os.O_WRONLY, 0)
+	if err != nil {
+		fatal(err)
+	}
+	defer f.Close()
+	zero := make([]byte, 128<<10)
+	var zeroEnd int64
+	for {
+		select {
+		case <-quit:
+			return
+		default:
+		}
+		if zeroEnd-end.Load() >= 2<<20 {
+			time.Sleep(time.Millisecond)
+			continue
+		}
+		for to := zeroEnd + 4<<20; zeroEnd < to; zeroEnd += int64(len(zero)) {
+			if _, err := f.WriteAt(zero, zeroEnd); err != nil {
+				fatal(err)
+			}
+			if err := syscall.SyncFileRange(int(f.Fd()), zeroEnd, int64(len(zero)), 1|2|4); err != nil {
+				fatal(err)
+			}
+		}
+		if err := f.Sync(); err != nil {
+			fatal(err)
+		}
+	}
 }

@@ -137,3 +137,37 @@ func TestParseMachineBusy(t *testing.T) {
 		t.Errorf("short line accepted")
 	}
 }
+
+func TestParseDiskstats(t *testing.T) {
+	stats := "   7       0 loop0 10 0 20 0 5 0 80 0 0 0 0 0 0 0 0 0 0\n" +
+		" 254       0 vda 612884 86979 97391834 933573 27582199 1714377 846359088 6461330 0 2359204 8422836 1117410 176 697902888 205106 8975322 822826\n" +
+		" 254       1 vda1 600000 80000 97000000 900000 27000000 1700000 846000000 6400000 0 2300000 8400000 0 0 0 0 0 0\n" +
+		" 253       0 sdb 1 0 2 0 3 0 8 0 0 0 0\n" // old kernel: no discard or flush fields
+	whole := map[string]bool{"vda": true, "sdb": true}
+	d, err := ParseDiskstats([]byte(stats), func(n string) bool { return whole[n] })
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := (846359088 + 8) * int64(512); d.WrittenBytes != want {
+		t.Errorf("written %d, want %d", d.WrittenBytes, want)
+	}
+	if d.Flushes != 8975322 {
+		t.Errorf("flushes %d, want 8975322", d.Flushes)
+	}
+	if got := d.Sub(DiskCounters{WrittenBytes: 512, Flushes: 2}); got.WrittenBytes != d.WrittenBytes-512 || got.Flushes != d.Flushes-2 {
+		t.Errorf("Sub = %+v", got)
+	}
+	if _, err := ParseDiskstats([]byte(" 254 0 vda 1 2 3 4 5 6 x 8 9 10 11\n"), func(string) bool { return true }); err == nil {
+		t.Error("junk sectors accepted")
+	}
+}
+
+func TestParseProcIOWriteBytes(t *testing.T) {
+	io := "rchar: 323934931\nwchar: 323929600\nsyscr: 632687\nsyscw: 632675\nread_bytes: 0\nwrite_bytes: 323932160\ncancelled_write_bytes: 0\n"
+	if n, err := ParseProcIOWriteBytes([]byte(io)); err != nil || n != 323932160 {
+		t.Errorf("write_bytes = %d, %v", n, err)
+	}
+	if _, err := ParseProcIOWriteBytes([]byte("rchar: 1\n")); err == nil {
+		t.Error("missing write_bytes accepted")
+	}
+}

@@ -3,6 +3,7 @@ package bench
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"math"
@@ -68,6 +69,15 @@ type Run struct {
 	// (other processes, kernel work not charged to either). Large values
 	// mean the figure was taken on a contended machine.
 	OtherCPUSeconds float64 `json:"other_cpu_s"`
+	// BrokerDiskMB is what the broker caused to be written to storage
+	// during the timed phase (/proc/PID/io write_bytes; kfake, in memory,
+	// writes nothing), OtherDiskMB what the machine's disks took beyond
+	// it, and DiskFlushes the flushes (fsyncs reaching the device) the
+	// disks completed, everyone's. On a disk shared with other work,
+	// OtherDiskMB says how contended its fsyncs were.
+	BrokerDiskMB float64 `json:"broker_disk_mb"`
+	OtherDiskMB  float64 `json:"other_disk_mb"`
+	DiskFlushes  int64   `json:"disk_flushes"`
 	// Over the broker's whole life: start, topic creation, preload, run.
 	BrokerLifeCPUSeconds float64 `json:"broker_life_cpu_s"`
 	BrokerPeakRSSBytes   int64   `json:"broker_peak_rss_bytes"`
@@ -112,6 +122,8 @@ func (r Run) metric(name string) float64 {
 		return r.DriverCPUSeconds
 	case "other-cpu":
 		return r.OtherCPUSeconds
+	case "other-disk-mb":
+		return r.OtherDiskMB
 	case "broker-us-per-record":
 		if r.Records == 0 {
 			return math.NaN()
@@ -183,6 +195,7 @@ type TargetSummary struct {
 	BrokerCPU      Summary  `json:"broker_cpu_s"`
 	DriverCPU      Summary  `json:"driver_cpu_s"`
 	OtherCPU       Summary  `json:"other_cpu_s"`
+	OtherDiskMB    Summary  `json:"other_disk_mb"`
 	BrokerUSPerRec Summary  `json:"broker_cpu_us_per_record"`
 	PeakRSSMB      Summary  `json:"broker_peak_rss_mb"`
 }
@@ -258,6 +271,7 @@ func (cfg Config) logRun(r Run) {
 	}
 	line += fmt.Sprintf("  CPU s: broker %.2f (%.2f cores) driver %.2f other %.2f", r.BrokerCPUSeconds,
 		r.BrokerCPUSeconds/r.ElapsedSeconds, r.DriverCPUSeconds, r.OtherCPUSeconds)
+	line += fmt.Sprintf("  disk MB: broker %.0f other %.0f, %d flushes", r.BrokerDiskMB, r.OtherDiskMB, r.DiskFlushes)
 	if r.Note != "" {
 		line += "  " + r.Note
 	}
@@ -319,7 +333,18 @@ func (cfg Config) runOne(ctx context.Context, t Target, sc Scenario, rep int) (r
 		readSelf           = func() CPUTimes { c, _ := ReadCPUTimes(selfPID); return c }
 		errBeginEnd        error
 		mbusy0, mbusy1     time.Duration
+		disk0, disk1       DiskCounters
+		bw0, bw1           int64
+		diskErr            error
 	)
+	readDisk := func() (DiskCounters, int64) {
+		d, err := ReadMachineDisk()
+		bw, berr := ReadProcWriteBytes(b.PID())
+		if diskErr == nil {
+			diskErr = errors.Join(err, berr)
+		}
+		return d, bw
+	}
 	env.begin = func() {
 		if began {
 			errBeginEnd = fmt.Errorf("scenario %s called Begin twice", sc.Name)
@@ -329,6 +354,7 @@ func (cfg Config) runOne(ctx context.Context, t Target, sc Scenario, rep int) (r
 		bcpu0, bcpuErr0 = b.CPU()
 		dcpu0 = readSelf()
 		mbusy0, _ = ReadMachineBusy()
+		disk0, bw0 = readDisk()
 		t0 = time.Now()
 	}
 	env.end = func() {
@@ -341,6 +367,7 @@ func (cfg Config) runOne(ctx context.Context, t Target, sc Scenario, rep int) (r
 		bcpu1, bcpuErr1 = b.CPU()
 		dcpu1 = readSelf()
 		mbusy1, _ = ReadMachineBusy()
+		disk1, bw1 = readDisk()
 	}
 
 	res, err := sc.Run(ctx, env)
@@ -371,6 +398,12 @@ func (cfg Config) runOne(ctx context.Context, t Target, sc Scenario, rep int) (r
 		run.DriverCPUSeconds = dcpu1.Sub(dcpu0).Total().Seconds()
 		if mbusy0 > 0 && mbusy1 > 0 {
 			run.OtherCPUSeconds = max((mbusy1-mbusy0).Seconds()-run.BrokerCPUSeconds-run.DriverCPUSeconds, 0)
+		}
+		if diskErr == nil {
+			d := disk1.Sub(disk0)
+			run.BrokerDiskMB = float64(bw1-bw0) / 1e6
+			run.OtherDiskMB = max(float64(d.WrittenBytes-(bw1-bw0))/1e6, 0)
+			run.DiskFlushes = d.Flushes
 		}
 		if el > 0 {
 			run.RecordsPerSec = float64(res.Records) / el.Seconds()
@@ -467,6 +500,7 @@ func BuildSummaries(runs []Run, cfg Config) []ScenarioSummary {
 			ts.BrokerCPU = Summarize(s["broker-cpu"])
 			ts.DriverCPU = Summarize(s["driver-cpu"])
 			ts.OtherCPU = Summarize(s["other-cpu"])
+			ts.OtherDiskMB = Summarize(s["other-disk-mb"])
 			ts.BrokerUSPerRec = Summarize(s["broker-us-per-record"])
 			ts.PeakRSSMB = Summarize(s["peak-rss-mb"])
 			ss.Targets[t.Name] = ts

@@ -262,23 +262,3 @@ func ReadMachineDisk() (DiskCounters, error) {
 		return err == nil
 	})
 }
-
-// ParseProcIOWriteBytes returns write_bytes from the contents of
-// /proc/PID/io: the bytes the process caused to be written to storage.
-func ParseProcIOWriteBytes(b []byte) (int64, error) {
-	for _, line := range strings.Split(string(b), "\n") {
-		if v, ok := strings.CutPrefix(line, "write_bytes:"); ok {
-			return strconv.ParseInt(strings.TrimSpace(v), 10, 64)
-		}
-	}
-	return 0, fmt.Errorf("proc io: no write_bytes line")
-}
-
-// ReadProcWriteBytes reads /proc/PID/io for pid.
-func ReadProcWriteBytes(pid int) (int64, error) {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/io", pid))
-	if err != nil {
-		return 0, err
-	}
-	return ParseProcIOWriteBytes(b)
-}

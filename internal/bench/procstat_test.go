@@ -161,13 +161,3 @@ func TestParseDiskstats(t *testing.T) {
 		t.Error("junk sectors accepted")
 	}
 }
-
-func TestParseProcIOWriteBytes(t *testing.T) {
-	io := "rchar: 323934931\nwchar: 323929600\nsyscr: 632687\nsyscw: 632675\nread_bytes: 0\nwrite_bytes: 323932160\ncancelled_write_bytes: 0\n"
-	if n, err := ParseProcIOWriteBytes([]byte(io)); err != nil || n != 323932160 {
-		t.Errorf("write_bytes = %d, %v", n, err)
-	}
-	if _, err := ParseProcIOWriteBytes([]byte("rchar: 1\n")); err == nil {
-		t.Error("missing write_bytes accepted")
-	}
-}

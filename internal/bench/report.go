@@ -71,8 +71,8 @@ func (rep Report) WriteText(w io.Writer) {
 			if ts.P99Millis.N > 0 && ts.P99Millis.Median > 0 {
 				line += fmt.Sprintf("  p50 %s ms  p99 %s ms  p999 %s ms", span(ts.P50Millis, fixed(2)), span(ts.P99Millis, fixed(2)), span(ts.P999Millis, fixed(2)))
 			}
-			line += fmt.Sprintf("\n           CPU s: broker %s (%s µs/record)  driver %s  other %s;  broker peak RSS %s MB;  other disk MB %s",
-				span(ts.BrokerCPU, fixed(2)), span(ts.BrokerUSPerRec, fixed(2)), span(ts.DriverCPU, fixed(2)), span(ts.OtherCPU, fixed(2)), span(ts.PeakRSSMB, fixed(0)), span(ts.OtherDiskMB, fixed(0)))
+			line += fmt.Sprintf("\n           CPU s: broker %s (%s µs/record)  driver %s  other %s;  broker peak RSS %s MB;  disk MB %s",
+				span(ts.BrokerCPU, fixed(2)), span(ts.BrokerUSPerRec, fixed(2)), span(ts.DriverCPU, fixed(2)), span(ts.OtherCPU, fixed(2)), span(ts.PeakRSSMB, fixed(0)), span(ts.DiskMB, fixed(0)))
 			if ts.Contended > 0 {
 				line += fmt.Sprintf("  [%d of %d runs contended]", ts.Contended, ts.OK)
 			}

@@ -450,7 +450,7 @@ func BuildSummaries(runs []Run, cfg Config) []ScenarioSummary {
 		ss := ScenarioSummary{Scenario: sc.Name, Metric: sc.Metric, Targets: map[string]TargetSummary{}}
 		// series[target][metric] indexed by repetition-1, NaN if failed.
 		series := map[string]map[string][]float64{}
-		metrics := []string{"records/s", "mb/s", "commits/s", "p50", "p99", "p999", "broker-cpu", "driver-cpu", "other-cpu", "broker-us-per-record", "peak-rss-mb"}
+		metrics := []string{"records/s", "mb/s", "commits/s", "p50", "p99", "p999", "broker-cpu", "driver-cpu", "other-cpu", "disk-mb", "broker-us-per-record", "peak-rss-mb"}
 		for _, t := range cfg.Targets {
 			series[t.Name] = map[string][]float64{}
 			for _, m := range metrics {

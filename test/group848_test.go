@@ -167,14 +167,9 @@ func TestGroup848ClassicIDsApart(t *testing.T) {
 // while the group has members, and deletes them once it is empty.
 func TestGroup848OffsetDeleteSubscribed(t *testing.T) {
 	b := startBroker(t, nil)
-	adm, err := kgo.NewClient(kgo.SeedBrokers(b.Addr()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer adm.Close()
-	ctx := context.Background()
+	_, ka := adminClients(t, b.Addr())
+	ctx := testCtx(t)
 	const topic, parts, n = "group848-delete", 3, 300
-	ka := kadm.NewClient(adm)
 	if _, err := ka.CreateTopic(ctx, parts, 1, nil, topic); err != nil {
 		t.Fatal(err)
 	}

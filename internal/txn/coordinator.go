@@ -1050,9 +1050,6 @@ func (c *Coordinator) finish(id string, mode finishMode) bool {
 // the next transaction has a new producer id, so the test cannot
 // confuse the two.)
 func (c *Coordinator) laterTxnOpen(tp TopicPartition, m *Metadata) bool {
-	if !m.TV2 || m.MarkerEpoch == math.MaxInt16 {
-		return false
-	}
 	p := c.b.Partition(tp.Topic, tp.Partition)
 	if p == nil {
 		return false

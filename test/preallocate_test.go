@@ -14,8 +14,9 @@ import (
 
 // TestPreallocateTopic: a topic created with preallocate=true keeps its
 // active segment ahead of its data with zeros (internal/partlog's
-// pre-zeroed extents), one without does not, and both read back whole
-// after a restart on the same directory.
+// pre-zeroed extents), so does one created with the broker's defaults, one
+// with preallocate=false does not, and all read back whole after a restart
+// on the same directory.
 func TestPreallocateTopic(t *testing.T) {
 	dir := t.TempDir()
 	b, err := embed.Start(embed.Options{DataDir: dir})
@@ -33,21 +34,27 @@ func TestPreallocateTopic(t *testing.T) {
 	if _, err := adm.CreateTopic(ctx, 1, 1, map[string]*string{"preallocate": &on}, "prealloc-on"); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := adm.CreateTopic(ctx, 1, 1, nil, "prealloc-off"); err != nil {
+	off := "false"
+	if _, err := adm.CreateTopic(ctx, 1, 1, map[string]*string{"preallocate": &off}, "prealloc-off"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := adm.CreateTopic(ctx, 1, 1, nil, "prealloc-default"); err != nil {
 		t.Fatal(err)
 	}
 	cl.Close()
-	for _, topic := range []string{"prealloc-on", "prealloc-off"} {
+	for _, topic := range []string{"prealloc-on", "prealloc-off", "prealloc-default"} {
 		producePlain(t, addr, topic, 0, "a", "b", "c")
 	}
-	rc, err := kadm.NewClient(mustClient(t, addr)).DescribeTopicConfigs(ctx, "prealloc-on")
+	rc, err := kadm.NewClient(mustClient(t, addr)).DescribeTopicConfigs(ctx, "prealloc-on", "prealloc-off", "prealloc-default")
 	if err != nil {
 		t.Fatal(err)
 	}
-	if v, err := rc.On("prealloc-on", nil); err != nil || !slices.ContainsFunc(v.Configs, func(c kadm.Config) bool {
-		return c.Key == "preallocate" && c.Value != nil && *c.Value == "true"
-	}) {
-		t.Fatalf("preallocate not described as true: %+v %v", v, err)
+	for topic, want := range map[string]string{"prealloc-on": "true", "prealloc-off": "false", "prealloc-default": "true"} {
+		if v, err := rc.On(topic, nil); err != nil || !slices.ContainsFunc(v.Configs, func(c kadm.Config) bool {
+			return c.Key == "preallocate" && c.Value != nil && *c.Value == want
+		}) {
+			t.Fatalf("%s: preallocate not described as %s: %+v %v", topic, want, v, err)
+		}
 	}
 	b.Close()
 	size := func(topic string) int64 {
@@ -57,15 +64,15 @@ func TestPreallocateTopic(t *testing.T) {
 		}
 		return st.Size()
 	}
-	if on, off := size("prealloc-on"), size("prealloc-off"); on <= off {
-		t.Fatalf("segment of the preallocated topic is %d bytes, the other %d: no zeros ahead of the data", on, off)
+	if on, off, def := size("prealloc-on"), size("prealloc-off"), size("prealloc-default"); on <= off || def != on {
+		t.Fatalf("segments: preallocate=true %d bytes, false %d, default %d: want zeros ahead of the data with true and by default", on, off, def)
 	}
 	b, err = embed.Start(embed.Options{DataDir: dir})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer b.Close()
-	for _, topic := range []string{"prealloc-on", "prealloc-off"} {
+	for _, topic := range []string{"prealloc-on", "prealloc-off", "prealloc-default"} {
 		if got := readAll(t, b.Addr(), false, topic); !slices.Equal(got, []string{topic + ":a", topic + ":b", topic + ":c"}) {
 			t.Fatalf("%s after restart: %v", topic, got)
 		}

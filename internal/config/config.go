@@ -74,10 +74,11 @@ type Topic struct {
 	FlushMs              time.Duration // flush.ms
 	CompressionType      string        // compression.type: only "producer" (stored as sent)
 	// Preallocate (preallocate): the active segment grows by pre-zeroed
-	// extents, so a sync is an fdatasync that needs no journal commit
-	// (internal/partlog). Off by default, as in Kafka: it lowers the
-	// latency of small synced appends but costs throughput (zeros are
-	// written and synced ahead of the data).
+	// extents while its syncs are small, so such a sync is an fdatasync
+	// that needs no journal commit (internal/partlog, bulkSyncBytes). On by
+	// default, unlike Kafka (whose preallocate sizes a whole segment at
+	// roll): it lowers the latency of small synced appends, and a log whose
+	// syncs are large writes no zeros, so throughput does not pay for it.
 	Preallocate bool
 }
 
@@ -123,6 +124,7 @@ func Default() Broker {
 			FlushMessages:        1,
 			FlushMs:              0,
 			CompressionType:      "producer",
+			Preallocate:          true,
 		},
 	}
 }

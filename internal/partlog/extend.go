@@ -110,7 +110,7 @@ func (l *Log) extentAfter(zeroEnd int64) int64 {
 // maybeExtendAhead starts the extender for the active segment s when its
 // zeros past the data run low. Caller holds wmu.
 func (l *Log) maybeExtendAhead(s *segment) {
-	if !l.ahead || !l.mu.cfg.Preallocate || l.ext != nil || l.err != nil || s.zeroEnd < s.size {
+	if !l.ahead || !l.zeroing() || l.ext != nil || l.err != nil || s.zeroEnd < s.size {
 		return
 	}
 	grow := l.extentAfter(s.zeroEnd)

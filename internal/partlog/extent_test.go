@@ -582,3 +582,65 @@ func TestWithoutPreallocateFilesAreExact(t *testing.T) {
 		t.Fatalf("%d fsyncs and %d fdatasyncs for 5 syncs", c.syncs.Load(), c.datasyncs.Load())
 	}
 }
+
+// TestLargeSyncsWriteNoZeros: the zeros follow the size of the Syncs
+// (bulkSyncBytes). Small Syncs keep zeros ahead of the data and are
+// fdatasyncs; once Syncs average more than the threshold the zeros left are
+// used up and the file then grows by its appends alone, every Sync a full
+// fsync; when Syncs are small again, extents of zeros come back.
+func TestLargeSyncsWriteNoZeros(t *testing.T) {
+	m, dir := newMemDir(t)
+	c := &countFS{FS: m}
+	l := mustOpen(t, c, dir, preallocConfig())
+	defer l.Close()
+	setExtents(l, 4096, 16384)
+	l.bulkAt = 8192
+	name := dir + "/" + segmentName(0) + logSuffix
+	small := func(n int) {
+		t.Helper()
+		for range n {
+			appendN(t, l, 1, 1, 100, constTs, t0)
+			if err := l.Sync(); err != nil {
+				t.Fatal(err)
+			}
+			checkZeroTail(t, l)
+		}
+	}
+	small(50)
+	if fileSize(t, m, name) <= l.Size() {
+		t.Fatalf("small syncs: file %d bytes for %d of data, want zeros ahead", fileSize(t, m, name), l.Size())
+	}
+	// 32 KiB per Sync, four times the threshold: after the first Syncs the
+	// log is bulk; the zeros left then last at most an extent or two.
+	for i := range 40 {
+		appendN(t, l, 32, 1, 1000, constTs, t0)
+		if err := l.Sync(); err != nil {
+			t.Fatal(err)
+		}
+		checkZeroTail(t, l)
+		if i >= 10 && fileSize(t, m, name) != l.Size() {
+			t.Fatalf("large sync %d: file %d bytes for %d of data: zeros written for large syncs", i, fileSize(t, m, name), l.Size())
+		}
+	}
+	c.syncs.Store(0)
+	c.datasyncs.Store(0)
+	appendN(t, l, 32, 1, 1000, constTs, t0)
+	if err := l.Sync(); err != nil {
+		t.Fatal(err)
+	}
+	if c.syncs.Load() != 1 || c.datasyncs.Load() != 0 {
+		t.Fatalf("a large sync of a growing file: %d fsyncs, %d fdatasyncs; want one fsync", c.syncs.Load(), c.datasyncs.Load())
+	}
+	// The average falls by 1/8 per small Sync: 32 KiB to below 4 KiB takes
+	// 16 of them, and the extents are back.
+	small(40)
+	if fileSize(t, m, name) <= l.Size() {
+		t.Fatalf("small syncs again: file %d bytes for %d of data, want zeros ahead", fileSize(t, m, name), l.Size())
+	}
+	c.syncs.Store(0)
+	c.datasyncs.Store(0)
+	small(1)
+	if c.datasyncs.Load() != 1 {
+		t.Fatalf("a small sync inside an extent: %d fsyncs, %d fdatasyncs; want one fdatasync", c.syncs.Load(), c.datasyncs.Load())
+	}
+}

@@ -56,6 +56,10 @@
 // extent of a segment, and one the extender could not finish in time, is
 // written inside Append.
 //
+// Zeros pay only while Syncs are small: a log whose Syncs have lately
+// carried more than bulkSyncBytes on average writes none (its appends grow
+// the file, each Sync an fsync), until they are small again.
+//
 // # Errors
 //
 // An error from a write or fsync is sticky (vfs contract): every later
@@ -122,10 +126,11 @@ type Config struct {
 	RetentionMs        time.Duration // retention.ms; negative = unlimited
 	RetentionBytes     int64         // retention.bytes; negative = unlimited
 	// Preallocate (preallocate / log.preallocate) grows the active
-	// segment by pre-zeroed extents: see the package comment. NB: unlike
-	// Kafka it allocates an extent at a time, not the whole segment. Off
-	// by default until test/fault's TestTornTailRepaired stops taking the
-	// segment file's size for the end of its data.
+	// segment by pre-zeroed extents while its Syncs are small: see the
+	// package comment and bulkSyncBytes. NB: unlike Kafka it allocates an
+	// extent at a time, not the whole segment. Off in DefaultConfig (Kafka's
+	// default); the broker's embedded defaults turn it on
+	// (internal/config).
 	Preallocate bool
 }
 
@@ -200,6 +205,11 @@ type Log struct {
 	// ext is the extender's run, while it runs or until the owner has
 	// adopted what it did; nil otherwise.
 	ext *extension
+	// unsynced is what was appended since the last Sync, syncAvg the moving
+	// average (weight 1/8) of that at each Sync that had any, and bulk says
+	// it is past bulkAt: no zeros are written while it is (bulkSyncBytes).
+	unsynced, syncAvg, bulkAt int64
+	bulk                      bool
 
 	// mu guards the log's shape as readers see it. Writers hold wmu and mu;
 	// readers hold mu (read), or wmu alone for the owner.
@@ -220,7 +230,7 @@ type Log struct {
 // segment for SegmentMs.
 func Open(fsys vfs.FS, dir string, cfg Config, now time.Time) (*Log, error) {
 	dir = path.Clean(dir)
-	l := &Log{fs: fsys, dir: dir, minExtent: minExtentBytes, maxExtent: maxExtentBytes, ahead: true, aheadChunk: aheadChunkBytes}
+	l := &Log{fs: fsys, dir: dir, minExtent: minExtentBytes, maxExtent: maxExtentBytes, ahead: true, aheadChunk: aheadChunkBytes, bulkAt: bulkSyncBytes}
 	l.mu.cfg = cfg.normalized()
 	if err := fsys.MkdirAll(dir, 0o755); err != nil {
 		return nil, fmt.Errorf("partlog: create %s: %w", dir, err)
@@ -670,7 +680,7 @@ func (l *Log) Append(batch []byte, now time.Time) error {
 			return err
 		}
 	}
-	if end > s.zeroEnd && l.mu.cfg.Preallocate {
+	if end > s.zeroEnd && l.zeroing() {
 		if err := l.extendLocked(s, end); err != nil {
 			return err
 		}
@@ -679,8 +689,9 @@ func (l *Log) Append(batch []byte, now time.Time) error {
 		return l.fail(fmt.Errorf("append to %s at position %d: %w", s.path, pos, err))
 	}
 	s.dirty = true
+	l.unsynced += int64(len(batch))
 	if end > s.zeroEnd {
-		// Without Preallocate the write itself grows the file.
+		// Without zeros ahead the write itself grows the file.
 		s.zeroEnd, s.grown = end, true
 	}
 	first := s.size == 0
@@ -789,6 +800,7 @@ func (l *Log) Sync() error {
 // syncLocked is Sync with wmu held.
 func (l *Log) syncLocked() error {
 	s := l.active()
+	l.noteSync()
 	if err := l.adoptExtension(false); err != nil {
 		return err
 	}
@@ -818,6 +830,28 @@ func (l *Log) syncLocked() error {
 	}
 	return nil
 }
+
+// noteSync folds the bytes appended since the last Sync into the average
+// that decides whether zeros are written ahead (bulkSyncBytes). Caller holds
+// wmu.
+func (l *Log) noteSync() {
+	if l.unsynced == 0 {
+		return
+	}
+	l.syncAvg += (l.unsynced - l.syncAvg) / 8
+	l.unsynced = 0
+	switch {
+	case !l.bulk && l.syncAvg > l.bulkAt:
+		l.bulk = true
+	case l.bulk && l.syncAvg < l.bulkAt/2:
+		l.bulk = false
+	}
+}
+
+// zeroing says whether the active segment grows by extents of zeros:
+// Preallocate, and Syncs small enough for them to pay (bulkSyncBytes).
+// Caller holds wmu.
+func (l *Log) zeroing() bool { return l.mu.cfg.Preallocate && !l.bulk }
 
 // NextOffset is the log end offset: the offset the next batch gets.
 func (l *Log) NextOffset() int64 {

@@ -20,6 +20,7 @@ import (
 	"github.com/oncelog/oncelog/internal/config"
 	"github.com/oncelog/oncelog/internal/meta"
 	"github.com/oncelog/oncelog/internal/partition"
+	"github.com/oncelog/oncelog/internal/partlog"
 	"github.com/oncelog/oncelog/internal/vfs"
 	"github.com/twmb/franz-go/pkg/kerr"
 )
@@ -65,6 +66,9 @@ type Broker struct {
 	}
 	// recovery bounds how many partitions open (and recover) at once.
 	recovery chan struct{}
+	// zeros bounds the zeros that user topics' partitions write ahead of
+	// their data for preallocate (partlog.ZeroBudget).
+	zeros *partlog.ZeroBudget
 	// unlock releases the data directory's lock.
 	unlock func()
 
@@ -98,7 +102,7 @@ func Open(opts Options) (*Broker, error) {
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()
 	}
-	b := &Broker{Config: opts.Config, fs: opts.FS, clk: opts.Clock, lg: opts.Logger, recovery: make(chan struct{}, recoveryThreads)}
+	b := &Broker{Config: opts.Config, fs: opts.FS, clk: opts.Clock, lg: opts.Logger, recovery: make(chan struct{}, recoveryThreads), zeros: partlog.NewZeroBudget(zeroBytesPerSecond, zeroBurstBytes)}
 	b.mu.topics = make(map[string]*Topic)
 	b.mu.byID = make(map[[16]byte]*Topic)
 	dir := opts.Config.DataDir
@@ -203,7 +207,23 @@ func (b *Broker) openTopic(name, idHex string, n int32, overrides map[string]str
 	return t, nil
 }
 
+// The broker-wide bound on preallocate's zeros: 16 MiB/s, 5 % of the
+// 320 MB/s the disk measured writes back, and a burst that fits two of
+// the largest extents. At 5,000 records/s of 1 KiB the zeros of six
+// partitions need about as much as their data, 5 MB/s.
+const (
+	zeroBytesPerSecond = 16 << 20
+	zeroBurstBytes     = 8 << 20
+)
+
 func (b *Broker) openPartition(t *Topic, i int32) (*partition.Partition, error) {
+	// Internal topics' zeros are not bounded: few partitions, small
+	// appends, and their Syncs are on every commit's path (EndTxn,
+	// OffsetCommit).
+	zeros := b.zeros
+	if IsInternal(t.Name) {
+		zeros = nil
+	}
 	return partition.Open(partition.Options{
 		FS:                   b.fs,
 		Dir:                  b.partitionDir(t.Name, i),
@@ -214,6 +234,7 @@ func (b *Broker) openPartition(t *Topic, i int32) (*partition.Partition, error) 
 		Logger:               b.lg,
 		ProducerIDExpiration: b.Config.ProducerIDExpiration,
 		MaxProducers:         b.Config.ProducerStateMaxPerPartition,
+		Zeros:                zeros,
 	})
 }
 

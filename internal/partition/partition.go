@@ -59,6 +59,9 @@ type Options struct {
 	ProducerIDExpiration time.Duration
 	// MaxProducers bounds the producer table.
 	MaxProducers int
+	// Zeros bounds the zeros the log writes for preallocate, shared with
+	// other partitions (partlog.ZeroBudget); nil: no bound.
+	Zeros *partlog.ZeroBudget
 }
 
 // AppendResult is the outcome of one Append.
@@ -175,7 +178,7 @@ func Open(opts Options) (*Partition, error) {
 	if err := opts.FS.MkdirAll(opts.Dir, 0o755); err != nil {
 		return nil, fmt.Errorf("partition %s-%d: %w", opts.Topic, opts.Index, err)
 	}
-	l, err := partlog.Open(opts.FS, opts.Dir, logConfig(opts.Config), opts.Clock.Now())
+	l, err := partlog.Open(opts.FS, opts.Dir, logConfig(opts.Config, opts.Zeros), opts.Clock.Now())
 	if err != nil {
 		return nil, err
 	}
@@ -203,7 +206,7 @@ func Open(opts Options) (*Partition, error) {
 	return p, nil
 }
 
-func logConfig(t config.Topic) partlog.Config {
+func logConfig(t config.Topic, zeros *partlog.ZeroBudget) partlog.Config {
 	c := partlog.DefaultConfig()
 	c.SegmentBytes = t.SegmentBytes
 	c.SegmentMs = t.SegmentMs
@@ -211,6 +214,7 @@ func logConfig(t config.Topic) partlog.Config {
 	c.RetentionMs = t.RetentionMs
 	c.RetentionBytes = t.RetentionBytes
 	c.Preallocate = t.Preallocate
+	c.Zeros = zeros
 	return c
 }
 
@@ -941,7 +945,7 @@ func (p *Partition) SetConfig(cfg config.Topic) {
 	p.mu.Lock()
 	p.mu.cfg = cfg
 	p.mu.Unlock()
-	p.do(func() { p.log.SetConfig(logConfig(cfg)) })
+	p.do(func() { p.log.SetConfig(logConfig(cfg, p.opts.Zeros)) })
 }
 
 // DeleteRecordsBefore raises the log start offset to offset (DeleteRecords);

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"os"
 	"sync/atomic"
+	"time"
 
 	"github.com/oncelog/oncelog/internal/vfs"
 )
@@ -108,14 +109,15 @@ func (l *Log) extentAfter(zeroEnd int64) int64 {
 }
 
 // maybeExtendAhead starts the extender for the active segment s when its
-// zeros past the data run low. Caller holds wmu.
-func (l *Log) maybeExtendAhead(s *segment) {
+// zeros past the data run low and the budget (Config.Zeros) allows the
+// extent at now. Caller holds wmu.
+func (l *Log) maybeExtendAhead(s *segment, now time.Time) {
 	if !l.ahead || !l.zeroing() || l.ext != nil || l.err != nil || s.zeroEnd < s.size {
 		return
 	}
 	grow := l.extentAfter(s.zeroEnd)
 	to := min(s.zeroEnd+grow, l.mu.cfg.SegmentBytes)
-	if s.zeroEnd-s.size >= grow/2 || to <= s.zeroEnd {
+	if s.zeroEnd-s.size >= grow/2 || to <= s.zeroEnd || !l.mu.cfg.Zeros.take(to-s.zeroEnd, now) {
 		return
 	}
 	// NB: a handle that cannot be opened (out of descriptors, say) is

@@ -132,6 +132,9 @@ type Config struct {
 	// default); the broker's embedded defaults turn it on
 	// (internal/config).
 	Preallocate bool
+	// Zeros, if not nil, bounds the zeros written for Preallocate across
+	// every log that shares it (see ZeroBudget); nil: no bound.
+	Zeros *ZeroBudget
 }
 
 // DefaultConfig returns Kafka's defaults.
@@ -680,7 +683,7 @@ func (l *Log) Append(batch []byte, now time.Time) error {
 			return err
 		}
 	}
-	if end > s.zeroEnd && l.zeroing() {
+	if end > s.zeroEnd && l.zeroing() && l.mu.cfg.Zeros.take(l.extentEnd(s, end)-s.zeroEnd, now) {
 		if err := l.extendLocked(s, end); err != nil {
 			return err
 		}
@@ -702,7 +705,7 @@ func (l *Log) Append(batch []byte, now time.Time) error {
 	}
 	l.mu.next = s.next
 	l.mu.Unlock()
-	l.maybeExtendAhead(s)
+	l.maybeExtendAhead(s, now)
 	return nil
 }
 
@@ -719,7 +722,7 @@ func (l *Log) extendLocked(s *segment, need int64) error {
 	if l.ext != nil {
 		panic(fmt.Sprintf("partlog: extend %s in place while the extender runs", s.path))
 	}
-	end := max(need, min(s.zeroEnd+l.extentAfter(s.zeroEnd), l.mu.cfg.SegmentBytes))
+	end := l.extentEnd(s, need)
 	for at := s.zeroEnd; at < end; {
 		n := int(min(int64(len(zeroChunk)), end-at))
 		if _, err := s.f.WriteAt(zeroChunk[:n], at); err != nil {
@@ -730,6 +733,12 @@ func (l *Log) extendLocked(s *segment, need int64) error {
 	s.zeroEnd = end
 	s.dirty, s.grown = true, true
 	return nil
+}
+
+// extentEnd is where an extension in place of the active segment s, which
+// needs need bytes, makes its file end. Caller holds wmu.
+func (l *Log) extentEnd(s *segment, need int64) int64 {
+	return max(need, min(s.zeroEnd+l.extentAfter(s.zeroEnd), l.mu.cfg.SegmentBytes))
 }
 
 // shouldRoll reports whether batch h must go to a new segment. A segment

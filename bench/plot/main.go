@@ -36,8 +36,8 @@ const (
 func run() error {
 	var (
 		out        = flag.String("out", "docs/plots", "directory the PNG files are written to")
-		throughput = flag.String("throughput", results+"2026-12-01-session2.json", "bench/run reports: throughput per scenario, oncelog vs kfake (throughput.png)")
-		latency    = flag.String("latency", results+"2026-12-01-session2.json,"+results+"2026-12-01-session2-preallocate.json", "bench/run reports of latency-5000: p50/p99/p999 (latency.png)")
+		throughput = flag.String("throughput", results+"2026-12-02-session4-all.json", "bench/run reports: throughput per scenario, oncelog vs kfake (throughput.png)")
+		latency    = flag.String("latency", results+"2026-12-02-session4-latency-linger0.json,"+results+"2026-12-02-session4-all.json,"+results+"2026-12-02-session4-consume2m-latency.json", "bench/run reports of latency-5000: p50/p99/p999 (latency.png)")
 		partitions = flag.String("partitions", scale+"2026-12-01-partitions-1.json,"+scale+"2026-12-01-partitions-100.json,"+scale+"2026-12-01-partitions-1000.json,"+scale+"2026-12-01-partitions-10000.json", "bench/run reports, one per --partitions count (partitions.png)")
 		before     = flag.String("partitions-before", scale+"2026-12-01-partitions-1-before.json,"+scale+"2026-12-01-partitions-100-before.json,"+scale+"2026-12-01-partitions-1000-before.json,"+scale+"2026-12-01-partitions-10000-before.json", "the same before a change, drawn as a second oncelog series (and kfake's)")
 		idle       = flag.String("idle-pids", scale+"2026-12-01-idle-pids.json", "bench/run report of the idle-pids-N scenarios (idle-pids.png)")

@@ -44,7 +44,7 @@ func run() error {
 		duration       = flag.Duration("duration", 10*time.Second, "timed phase of each time-bound scenario")
 		recordBytes    = flag.Int("records-size", 1024, "value bytes for scenarios whose name fixes no size (consume-*, txn-*, copier, latency-5000)")
 		partitions     = flag.Int("partitions", 6, "partitions per topic")
-		consumeRecords = flag.Int("consume-records", 500_000, "records preloaded by consume-* and copier")
+		consumeRecords = flag.Int("consume-records", 2_000_000, "records preloaded by consume-* and copier (2M of 1 KiB: a timed phase of seconds, not a start-up)")
 		linger         = flag.Duration("linger", 0, "override franz-go's producer linger (0: client default)")
 		topicConfigs   = flag.String("topic-config", "", "comma-separated key=value topic configs for the scenarios' topics, e.g. preallocate=true")
 		jsonOut        = flag.String("json", "", "write the full report (every run) as JSON here")

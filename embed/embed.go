@@ -8,10 +8,13 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/http"
+	"time"
 
 	"github.com/oncelog/oncelog/internal/broker"
 	"github.com/oncelog/oncelog/internal/config"
 	"github.com/oncelog/oncelog/internal/group"
+	"github.com/oncelog/oncelog/internal/metrics"
 	"github.com/oncelog/oncelog/internal/server"
 	"github.com/oncelog/oncelog/internal/txn"
 )
@@ -28,6 +31,10 @@ type Options struct {
 	Settings map[string]string
 	// Logger receives the broker's logs; discarded when nil.
 	Logger *slog.Logger
+	// MetricsListen, if set, serves Prometheus metrics at
+	// http://MetricsListen/metrics (the metrics.listen setting does the
+	// same); "127.0.0.1:0" picks a free port, see MetricsAddr.
+	MetricsListen string
 }
 
 // Broker is a running broker.
@@ -37,6 +44,9 @@ type Broker struct {
 	groups *group.Coordinator
 	txns   *txn.Coordinator
 	done   chan error
+	// metricsHTTP serves /metrics; nil when metrics are off.
+	metricsHTTP *http.Server
+	metricsLn   net.Listener
 }
 
 // Start opens the data directory, recovers it and starts serving.
@@ -55,6 +65,9 @@ func Start(opts Options) (*Broker, error) {
 			return nil, fmt.Errorf("embed: %w", err)
 		}
 	}
+	if opts.MetricsListen != "" {
+		cfg.MetricsListen = opts.MetricsListen
+	}
 	lg := opts.Logger
 	if lg == nil {
 		lg = slog.New(slog.DiscardHandler)
@@ -66,8 +79,26 @@ func Start(opts Options) (*Broker, error) {
 // serve`).
 func StartConfig(cfg config.Broker, lg *slog.Logger) (*Broker, error) { return start(cfg, lg) }
 
-func start(cfg config.Broker, lg *slog.Logger) (*Broker, error) {
-	b, err := broker.Open(broker.Options{Config: cfg, Logger: lg})
+func start(cfg config.Broker, lg *slog.Logger) (_ *Broker, err error) {
+	var m *metrics.Metrics
+	var mln net.Listener
+	if cfg.MetricsListen != "" {
+		// Listen first: a taken port fails the start before any recovery.
+		if mln, err = net.Listen("tcp", cfg.MetricsListen); err != nil {
+			return nil, fmt.Errorf("metrics: listen on %s (metrics.listen): %w", cfg.MetricsListen, err)
+		}
+		m = metrics.New()
+		defer func() {
+			if err != nil {
+				mln.Close()
+			}
+		}()
+	}
+	var onSync func(time.Duration)
+	if m != nil {
+		onSync = m.ObserveSync
+	}
+	b, err := broker.Open(broker.Options{Config: cfg, Logger: lg, OnSync: onSync})
 	if err != nil {
 		return nil, err
 	}
@@ -125,9 +156,34 @@ func start(cfg config.Broker, lg *slog.Logger) (*Broker, error) {
 	}
 	srv.Groups = groups
 	srv.Txns = txns
+	srv.Metrics = m
 	e := &Broker{b: b, srv: srv, groups: groups, txns: txns, done: make(chan error, 1)}
+	if m != nil {
+		if err := m.Register(&metrics.State{Broker: b, Groups: groups, Txns: txns, Now: time.Now}); err != nil {
+			srv.Close()
+			txns.Close()
+			groups.Close()
+			b.Close()
+			return nil, fmt.Errorf("metrics: %w", err)
+		}
+		mux := http.NewServeMux()
+		mux.Handle("/metrics", m.Handler())
+		e.metricsLn = mln
+		e.metricsHTTP = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+		go func() { _ = e.metricsHTTP.Serve(mln) }()
+		lg.Info("metrics on http://" + mln.Addr().String() + "/metrics")
+	}
 	go func() { e.done <- srv.Serve() }()
 	return e, nil
+}
+
+// MetricsAddr is the host:port of the metrics endpoint, "" when metrics are
+// off.
+func (e *Broker) MetricsAddr() string {
+	if e.metricsLn == nil {
+		return ""
+	}
+	return e.metricsLn.Addr().String()
 }
 
 // Addr is the host:port clients connect to.
@@ -136,6 +192,9 @@ func (e *Broker) Addr() string { return e.srv.Addr().String() }
 // Close stops serving, then closes every partition cleanly (fsync, producer
 // state snapshots).
 func (e *Broker) Close() error {
+	if e.metricsHTTP != nil {
+		e.metricsHTTP.Close()
+	}
 	err := e.srv.Close()
 	<-e.done
 	e.txns.Close()

@@ -22,6 +22,7 @@ func serve(ctx context.Context, args []string, stderr io.Writer) int {
 	advertise := fs.String("advertise", "", "address advertised to clients (default: the listen address)")
 	configFile := fs.String("config", "", "broker settings file (Kafka names: log.segment.bytes=..., one per line)")
 	logLevel := fs.String("log-level", "info", "debug, info, warn or error")
+	metricsListen := fs.String("metrics-listen", "", "serve Prometheus metrics at http://ADDR/metrics (metrics.listen; default off)")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
@@ -51,6 +52,9 @@ func serve(ctx context.Context, args []string, stderr io.Writer) int {
 	}
 	if *advertise != "" {
 		cfg.Advertise = *advertise
+	}
+	if *metricsListen != "" {
+		cfg.MetricsListen = *metricsListen
 	}
 	var level slog.Level
 	if err := level.UnmarshalText([]byte(*logLevel)); err != nil {

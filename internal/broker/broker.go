@@ -15,6 +15,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/oncelog/oncelog/internal/clock"
 	"github.com/oncelog/oncelog/internal/config"
@@ -66,6 +67,7 @@ type Broker struct {
 	}
 	// recovery bounds how many partitions open (and recover) at once.
 	recovery chan struct{}
+	onSync   func(time.Duration)
 	// zeros bounds the zeros that user topics' partitions write ahead of
 	// their data for preallocate (partlog.ZeroBudget).
 	zeros *partlog.ZeroBudget
@@ -89,6 +91,8 @@ type Options struct {
 	FS     vfs.FS
 	Clock  clock.Clock
 	Logger *slog.Logger
+	// OnSync, if set, is told how long each partition log sync took.
+	OnSync func(time.Duration)
 }
 
 // Open recovers the broker from its data directory.
@@ -102,7 +106,7 @@ func Open(opts Options) (*Broker, error) {
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()
 	}
-	b := &Broker{Config: opts.Config, fs: opts.FS, clk: opts.Clock, lg: opts.Logger, recovery: make(chan struct{}, recoveryThreads), zeros: partlog.NewZeroBudget(zeroBytesPerSecond, zeroBurstBytes)}
+	b := &Broker{Config: opts.Config, fs: opts.FS, clk: opts.Clock, lg: opts.Logger, recovery: make(chan struct{}, recoveryThreads), zeros: partlog.NewZeroBudget(zeroBytesPerSecond, zeroBurstBytes), onSync: opts.OnSync}
 	b.mu.topics = make(map[string]*Topic)
 	b.mu.byID = make(map[[16]byte]*Topic)
 	dir := opts.Config.DataDir
@@ -235,6 +239,7 @@ func (b *Broker) openPartition(t *Topic, i int32) (*partition.Partition, error) 
 		ProducerIDExpiration: b.Config.ProducerIDExpiration,
 		MaxProducers:         b.Config.ProducerStateMaxPerPartition,
 		Zeros:                zeros,
+		OnSync:               b.onSync,
 	})
 }
 

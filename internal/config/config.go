@@ -22,6 +22,9 @@ type Broker struct {
 	Advertise string
 	// DataDir holds every durable file of the broker.
 	DataDir string
+	// MetricsListen (metrics.listen, oncelog's own key) is the address of
+	// the Prometheus endpoint, http://MetricsListen/metrics; off when empty.
+	MetricsListen string
 
 	NodeID                       int32
 	SocketRequestMaxBytes        int32 // socket.request.max.bytes
@@ -142,6 +145,7 @@ func (e *Error) Error() string {
 var brokerKeys = map[string]func(b *Broker, v string) error{
 	"listeners":                            func(b *Broker, v string) error { b.Listen = stripScheme(v); return nil },
 	"advertised.listeners":                 func(b *Broker, v string) error { b.Advertise = stripScheme(v); return nil },
+	"metrics.listen":                       func(b *Broker, v string) error { b.MetricsListen = stripScheme(v); return nil },
 	"log.dirs":                             func(b *Broker, v string) error { b.DataDir = v; return nil },
 	"log.dir":                              func(b *Broker, v string) error { b.DataDir = v; return nil },
 	"node.id":                              intSetter(func(b *Broker, n int64) { b.NodeID = int32(n) }, 0, math.MaxInt32),

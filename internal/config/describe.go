@@ -58,6 +58,12 @@ var brokerSettings = []brokerSetting{
 		}
 		return str("PLAINTEXT://" + b.Advertise)
 	}},
+	{"metrics.listen", "STRING", func(b *Broker) *string {
+		if b.MetricsListen == "" {
+			return nil
+		}
+		return str(b.MetricsListen)
+	}},
 	{"log.dirs", "STRING", func(b *Broker) *string { return str(b.DataDir) }},
 	{"node.id", "INT", func(b *Broker) *string { return i64(int64(b.NodeID)) }},
 	{"broker.id", "INT", func(b *Broker) *string { return i64(int64(b.NodeID)) }},

@@ -62,6 +62,8 @@ type Options struct {
 	// Zeros bounds the zeros the log writes for preallocate, shared with
 	// other partitions (partlog.ZeroBudget); nil: no bound.
 	Zeros *partlog.ZeroBudget
+	// OnSync, if set, is told how long each sync of the log took (metrics).
+	OnSync func(time.Duration)
 }
 
 // AppendResult is the outcome of one Append.
@@ -204,6 +206,17 @@ func Open(opts Options) (*Partition, error) {
 	}
 	go p.run()
 	return p, nil
+}
+
+// syncLog syncs the log, timing it for Options.OnSync.
+func (p *Partition) syncLog() error {
+	if p.opts.OnSync == nil {
+		return p.log.Sync()
+	}
+	start := time.Now()
+	err := p.log.Sync()
+	p.opts.OnSync(time.Since(start))
+	return err
 }
 
 func logConfig(t config.Topic, zeros *partlog.ZeroBudget) partlog.Config {
@@ -462,7 +475,7 @@ func (p *Partition) appendRound(round []*appendOp) {
 				op.done <- op.res
 			}
 		}
-		if err := p.log.Sync(); err != nil {
+		if err := p.syncLog(); err != nil {
 			storageErr = p.failLocked(fmt.Errorf("fsync: %w", err))
 		} else {
 			p.unflushedBatches = 0
@@ -531,7 +544,7 @@ func (p *Partition) syncLazy() {
 	err := p.mu.storageErr
 	p.mu.Unlock()
 	if err == nil {
-		if serr := p.log.Sync(); serr != nil {
+		if serr := p.syncLog(); serr != nil {
 			err = p.failLocked(fmt.Errorf("fsync: %w", serr))
 		} else {
 			p.unflushedBatches = 0
@@ -658,7 +671,7 @@ func (p *Partition) maintain() {
 	if p.unflushedBatches > 0 {
 		// Deferred appends (and relaxed flush policies) are synced at
 		// least once per maintenance interval.
-		if err := p.log.Sync(); err != nil {
+		if err := p.syncLog(); err != nil {
 			p.failLocked(fmt.Errorf("fsync: %w", err))
 			return
 		}
@@ -1025,7 +1038,7 @@ func (p *Partition) Close() error {
 	if failed != nil {
 		p.answerLazy(failed)
 	} else {
-		err := p.log.Sync()
+		err := p.syncLog()
 		p.answerLazy(err)
 		if err != nil {
 			errs = append(errs, err)

@@ -138,6 +138,7 @@ func handleProduce(c *conn, kreq kmsg.Request) reply {
 				fail(batchErrorCode(err), err.Error())
 				continue
 			}
+			c.s.Metrics.AddProduced(int(h.RecordCount), len(rp.Records))
 			if h.IsTransactional() {
 				if req.TransactionID == nil || c.s.Txns == nil {
 					fail(kerr.InvalidTxnState, "a transactional batch needs the request's transactional id")

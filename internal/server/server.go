@@ -31,6 +31,7 @@ import (
 
 	"github.com/oncelog/oncelog/internal/broker"
 	"github.com/oncelog/oncelog/internal/group"
+	"github.com/oncelog/oncelog/internal/metrics"
 	"github.com/oncelog/oncelog/internal/txn"
 	"github.com/twmb/franz-go/pkg/kbin"
 	"github.com/twmb/franz-go/pkg/kmsg"
@@ -98,6 +99,8 @@ type Server struct {
 	Groups *group.Coordinator
 	// Txns is the transaction coordinator; set before Serve.
 	Txns *txn.Coordinator
+	// Metrics records request latencies and produced records; nil: none.
+	Metrics *metrics.Metrics
 
 	b   *broker.Broker
 	lg  *slog.Logger
@@ -222,6 +225,8 @@ type pending struct {
 	version  int16
 	flexible bool
 	r        reply
+	// read is when the request's frame was read (for Metrics).
+	read time.Time
 }
 
 func newConn(s *Server, nc net.Conn) *conn {
@@ -334,6 +339,9 @@ func (c *conn) decodeAndHandle(frame []byte) (p pending, err error) {
 		c.clientID = *clientID
 	}
 	p = pending{corr: corr, key: key, version: version}
+	if c.s.Metrics != nil {
+		p.read = time.Now()
+	}
 	h, known := handlers[key]
 	if !known {
 		return p, &protocolError{fmt.Sprintf("unknown API key %d", key)}
@@ -440,6 +448,9 @@ func (c *conn) writeLoop() {
 		}
 		if err == nil && len(c.pending) == 0 {
 			err = w.Flush()
+		}
+		if c.s.Metrics != nil && err == nil {
+			c.s.Metrics.ObserveRequest(p.key, time.Since(p.read))
 		}
 		// w holds no reference to buf once Write returns.
 		if cap(buf) > maxConnFrameBytes {

@@ -127,19 +127,26 @@ func (f countFile) Sync() error {
 }
 func (f countFile) Datasync() error { f.c.datasyncs.Add(1); return f.File.Datasync() }
 
+// countedLog opens a log with cfg on a fresh MemFS whose Sync and Datasync
+// calls are counted; name is its first segment's file.
+func countedLog(t *testing.T, cfg Config) (m *vfs.MemFS, c *countFS, l *Log, name string) {
+	t.Helper()
+	m, dir := newMemDir(t)
+	c = &countFS{FS: m}
+	l = mustOpen(t, c, dir, cfg)
+	t.Cleanup(func() { l.Close() })
+	return m, c, l, dir + "/" + segmentName(0) + logSuffix
+}
+
 // TestSyncIsDatasyncInsideAnExtent: the point of the extents, extended in
 // place. Every Sync after an append is an fdatasync, except the first one
 // after each extension, which is a full fsync (the journal commit the
 // extent's appends share); extents double from the minimum up to the
 // maximum.
 func TestSyncIsDatasyncInsideAnExtent(t *testing.T) {
-	m, dir := newMemDir(t)
-	c := &countFS{FS: m}
-	l := mustOpen(t, c, dir, preallocConfig())
-	defer l.Close()
+	m, c, l, name := countedLog(t, preallocConfig())
 	setExtents(l, 1000, 4000)
 	setAhead(l, false)
-	name := dir + "/" + segmentName(0) + logSuffix
 	var ends []int64
 	for i := 0; i < 200; i++ {
 		appendN(t, l, 1, 1, 40, constTs, t0)
@@ -589,13 +596,9 @@ func TestWithoutPreallocateFilesAreExact(t *testing.T) {
 // used up and the file then grows by its appends alone, every Sync a full
 // fsync; when Syncs are small again, extents of zeros come back.
 func TestLargeSyncsWriteNoZeros(t *testing.T) {
-	m, dir := newMemDir(t)
-	c := &countFS{FS: m}
-	l := mustOpen(t, c, dir, preallocConfig())
-	defer l.Close()
+	m, c, l, name := countedLog(t, preallocConfig())
 	setExtents(l, 4096, 16384)
 	l.bulkAt = 8192
-	name := dir + "/" + segmentName(0) + logSuffix
 	small := func(n int) {
 		t.Helper()
 		for range n {

@@ -39,16 +39,12 @@ func TestZeroBudgetRefills(t *testing.T) {
 // appends alone, every Sync an fsync, like one without Preallocate; once the
 // budget refills, its extents come back.
 func TestEmptyZeroBudgetWritesNoZeros(t *testing.T) {
-	m, dir := newMemDir(t)
-	c := &countFS{FS: m}
 	cfg := preallocConfig()
 	cfg.Zeros = NewZeroBudget(1<<20, 1<<20)
 	if !cfg.Zeros.take(1<<20, t0) {
 		t.Fatal("a full budget refused its burst")
 	}
-	l := mustOpen(t, c, dir, cfg)
-	defer l.Close()
-	name := dir + "/" + segmentName(0) + logSuffix
+	m, c, l, name := countedLog(t, cfg)
 	for range 20 {
 		appendN(t, l, 1, 1, 100, constTs, t0)
 		if err := l.Sync(); err != nil {

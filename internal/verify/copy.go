@@ -35,7 +35,7 @@ type copyRun struct {
 	inID               [16]byte // the input topic's id, for TxnOffsetCommit v6+
 	txnPrefix          string
 	inCount            map[int32]int64 // records per input partition
-	pause              time.Duration   // between two transactions of one copier
+	pause              time.Duration   // in each full transaction (TxnSize records) of one copier; see pauseFor
 	committed          atomic.Int64    // input records whose offsets are committed (monitor)
 	concurrentSeen     atomic.Int64
 	slotsMu            sync.Mutex
@@ -82,7 +82,8 @@ func runCopy(ctx context.Context, e *env) (*Result, error) {
 		c.inCount[p] = int64(len(vs))
 	}
 	// Copiers sleep in each transaction so that the copy takes about 3/4
-	// of the run and the faults land in the middle of it.
+	// of the run and the faults land in the middle of it; a transaction of
+	// fewer records sleeps less (pauseFor).
 	nCopiers := cfg.Partitions
 	if cfg.Mode == "group" {
 		nCopiers = cfg.Copiers
@@ -455,7 +456,7 @@ func (c *copyRun) copyTxn(ctx context.Context, cl *kgo.Client, txnID string, p i
 	// NB: the pacing pause is inside the transaction, so that kills and
 	// bounces mostly land on an open transaction whose records are written
 	// but not committed.
-	sleepCtx(ctx, c.pause)
+	sleepCtx(ctx, c.pauseFor(len(recs)))
 	id, epoch, err := cl.ProducerID(ctx)
 	if err != nil {
 		return err
@@ -565,7 +566,10 @@ func (c *copyRun) groupCopier(ctx context.Context, i int, ks *killSwitch) error 
 			out := &kgo.Record{Topic: c.out, Partition: r.Partition, Key: r.Key, Value: r.Value}
 			sess.Produce(ctx, out, nil)
 		}
-		sleepCtx(ctx, c.pause) // inside the transaction, as in partitionCopier
+		// Inside the transaction, as in partitionCopier. A group member's
+		// poll often returns fewer than TxnSize records; a full pause for
+		// each made group-mode copies take several times their --duration.
+		sleepCtx(ctx, c.pauseFor(len(recs)))
 		committed, err := sess.End(ctx, kgo.TryCommit)
 		if err != nil {
 			return fmt.Errorf("end: %w", err)
@@ -575,6 +579,12 @@ func (c *copyRun) groupCopier(ctx context.Context, i int, ks *killSwitch) error 
 		}
 	}
 	return ctx.Err()
+}
+
+// pauseFor is the pacing pause of a transaction of n records: c.pause for
+// a full one (TxnSize records), in proportion for fewer.
+func (c *copyRun) pauseFor(n int) time.Duration {
+	return time.Duration(int64(c.pause) * int64(min(n, c.e.cfg.TxnSize)) / int64(max(1, c.e.cfg.TxnSize)))
 }
 
 // fenceAll initializes every transactional id the copiers used once, which

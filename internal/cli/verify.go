@@ -46,7 +46,7 @@ not finish, 2 on a usage error.`,
 		fs.IntVar(&cfg.TxnSize, "txn-size", 100, "records per transaction")
 		fs.StringVar(&faults, "faults", "", "comma-separated: hard,clean,pause,copier,proxy, or all (default none)")
 		fs.DurationVar(&cfg.FaultInterval, "fault-interval", 4*time.Second, "mean time between faults")
-		fs.DurationVar(&cfg.Duration, "duration", 2*time.Minute, "copy: paced to finish in about 3/4 of it; queue: how long clients run")
+		fs.DurationVar(&cfg.Duration, "duration", 2*time.Minute, "copy: paced to finish in about 3/4 of it (1/2 with --mode group); queue: how long clients run")
 		fs.DurationVar(&cfg.Timeout, "timeout", 0, "hard bound on the run (default --duration + 3m)")
 		fs.Uint64Var(&cfg.Seed, "seed", 0, "random seed (default: from the clock; printed in the report)")
 		fs.StringVar(&report, "report", "", "write the JSON report to this `file`")

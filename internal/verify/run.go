@@ -40,7 +40,7 @@ type Config struct {
 
 	Faults        []string
 	FaultInterval time.Duration // mean time between two faults
-	Duration      time.Duration // copy: paced to finish in about 3/4 of it; queue: how long clients run
+	Duration      time.Duration // copy: paced to finish in about 3/4 of it (1/2 with --mode group); queue: how long clients run
 	Timeout       time.Duration // hard bound on the whole run
 	Seed          uint64
 

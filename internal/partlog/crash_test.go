@@ -49,6 +49,11 @@ func crashHistory(t *testing.T, seed uint64) {
 	cfg.IndexIntervalBytes = rng.IntN(400)
 	cfg.RetentionMs = -1
 	cfg.Preallocate = rng.IntN(3) > 0
+	if rng.IntN(2) == 0 {
+		// A budget small enough to refuse some extents and refill within
+		// a few steps (each step is a second).
+		cfg.Zeros = NewZeroBudget(int64(50+rng.IntN(500)), int64(100+rng.IntN(800)))
+	}
 	now := t0
 	l, err := Open(m, dir, cfg, now)
 	if err != nil {
@@ -56,7 +61,14 @@ func crashHistory(t *testing.T, seed uint64) {
 	}
 	// Small extents, so that segments grow by several and crashes tear
 	// batches written inside them.
-	extents := func(l *Log) { setExtents(l, int64(16+rng.IntN(200)), int64(100+rng.IntN(600))) }
+	// A bulk threshold that batches between Syncs cross now and then, so
+	// that segments switch between growing by zeros and by appends.
+	extents := func(l *Log) {
+		setExtents(l, int64(16+rng.IntN(200)), int64(100+rng.IntN(600)))
+		l.wmu.Lock()
+		l.bulkAt = int64(40 + rng.IntN(400))
+		l.wmu.Unlock()
+	}
 	extents(l)
 	model := map[int64][]byte{} // base offset -> batch, the current history
 	var acked int64             // everything below was synced

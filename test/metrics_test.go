@@ -99,7 +99,18 @@ func TestMetricsEndpoint(t *testing.T) {
 		t.Fatalf("commit: %v %v", err, r.Error())
 	}
 
+	if got := readAll(t, b.Addr(), false, "m"); len(got) != 3 {
+		t.Fatalf("read back %v", got)
+	}
+
 	fams := scrape(t, b.MetricsAddr())
+	produced := mustMetric(t, fams, "oncelog_produced_bytes_total")
+	if fetched := mustMetric(t, fams, "oncelog_fetched_bytes_total"); fetched <= 0 || fetched > produced {
+		t.Errorf("fetched %v record bytes after reading 3 of the %v bytes produced", fetched, produced)
+	}
+	if n := mustMetric(t, fams, "oncelog_request_duration_seconds", "api=Fetch"); n < 1 {
+		t.Errorf("Fetch requests observed: %v", n)
+	}
 	if n := mustMetric(t, fams, "oncelog_request_duration_seconds", "api=Produce"); n < 5 {
 		t.Errorf("Produce requests observed: %v, want at least 5", n)
 	}

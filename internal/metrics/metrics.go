@@ -1,9 +1,9 @@
 // Package metrics exports the broker's Prometheus metrics: request rates and
-// latencies per API, fsync latency, produced records and bytes (counted as
-// they happen), and, read from the broker's state at each scrape, every
-// partition's offsets and last-stable-offset lag, the open transactions and
-// the oldest one's age, transactional ids and groups by state, and each
-// group's lag per partition.
+// latencies per API, fsync latency, produced records and bytes and fetched
+// bytes (counted as they happen), and, read from the broker's state at each
+// scrape, every partition's offsets and last-stable-offset lag, the open
+// transactions and the oldest one's age, transactional ids and groups by
+// state, and each group's lag per partition.
 //
 // A nil *Metrics is valid and records nothing, so the hot paths call it
 // unconditionally.
@@ -37,6 +37,7 @@ type Metrics struct {
 	syncSeconds     prometheus.Histogram
 	producedRecords prometheus.Counter
 	producedBytes   prometheus.Counter
+	fetchedBytes    prometheus.Counter
 }
 
 // New makes the metrics, with the Go runtime's and the process's own.
@@ -62,7 +63,11 @@ func New() *Metrics {
 		Name: "oncelog_produced_bytes_total",
 		Help: "Bytes of the record batches counted in oncelog_produced_records_total.",
 	})
-	m.reg.MustRegister(reqs, m.syncSeconds, m.producedRecords, m.producedBytes,
+	m.fetchedBytes = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "oncelog_fetched_bytes_total",
+		Help: "Bytes of record batches in fetch responses (sent from the page cache or copied).",
+	})
+	m.reg.MustRegister(reqs, m.syncSeconds, m.producedRecords, m.producedBytes, m.fetchedBytes,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
@@ -108,6 +113,14 @@ func (m *Metrics) AddProduced(records, bytes int) {
 	}
 	m.producedRecords.Add(float64(records))
 	m.producedBytes.Add(float64(bytes))
+}
+
+// AddFetched counts the record bytes of one fetch response.
+func (m *Metrics) AddFetched(bytes int) {
+	if m == nil || bytes <= 0 {
+		return
+	}
+	m.fetchedBytes.Add(float64(bytes))
 }
 
 // Register adds a collector read at each scrape (the broker's state).

@@ -16,6 +16,7 @@ func TestRequestSeriesOnlyForUsedAPIs(t *testing.T) {
 	off.ObserveRequest(0, time.Millisecond)
 	off.ObserveSync(time.Millisecond)
 	off.AddProduced(1, 1)
+	off.AddFetched(1)
 
 	m := New()
 	m.ObserveRequest(0, time.Millisecond) // Produce
@@ -24,6 +25,8 @@ func TestRequestSeriesOnlyForUsedAPIs(t *testing.T) {
 	m.ObserveRequest(30000, time.Millisecond)
 	m.ObserveSync(200 * time.Microsecond)
 	m.AddProduced(10, 1000)
+	m.AddFetched(4096)
+	m.AddFetched(0)
 	rec := httptest.NewRecorder()
 	m.Handler().ServeHTTP(rec, httptest.NewRequest("GET", "/metrics", nil))
 	body, _ := io.ReadAll(rec.Body)
@@ -34,6 +37,7 @@ func TestRequestSeriesOnlyForUsedAPIs(t *testing.T) {
 		`oncelog_log_sync_duration_seconds_count 1`,
 		`oncelog_produced_records_total 10`,
 		`oncelog_produced_bytes_total 1000`,
+		`oncelog_fetched_bytes_total 4096`,
 	} {
 		if !strings.Contains(text, want) {
 			t.Errorf("/metrics lacks %q", want)

@@ -116,6 +116,7 @@ func handleFetch(c *conn, kreq kmsg.Request) reply {
 		wait = maxFetchWait
 	}
 	if total >= int(req.MinBytes) || wait <= 0 || len(slots) == 0 || anyError(slots) {
+		c.s.Metrics.AddFetched(total)
 		r := now(resp)
 		r.release, r.fetch = ar.release, ar
 		return r
@@ -124,12 +125,14 @@ func handleFetch(c *conn, kreq kmsg.Request) reply {
 	case c.s.fetchSlots <- struct{}{}:
 	default:
 		// Too many parked fetches: answer what we have.
+		c.s.Metrics.AddFetched(total)
 		r := now(resp)
 		r.release, r.fetch = ar.release, ar
 		return r
 	}
 	r := later(func() kmsg.Response {
 		defer func() { <-c.s.fetchSlots }()
+		defer func() { c.s.Metrics.AddFetched(total) }()
 		deadline := time.NewTimer(wait)
 		defer deadline.Stop()
 		for {

@@ -80,23 +80,23 @@ func Start(opts Options) (*Broker, error) {
 func StartConfig(cfg config.Broker, lg *slog.Logger) (*Broker, error) { return start(cfg, lg) }
 
 func start(cfg config.Broker, lg *slog.Logger) (_ *Broker, err error) {
-	var m *metrics.Metrics
-	var mln net.Listener
+	var (
+		m      *metrics.Metrics
+		mln    net.Listener
+		onSync func(time.Duration)
+	)
 	if cfg.MetricsListen != "" {
 		// Listen first: a taken port fails the start before any recovery.
 		if mln, err = net.Listen("tcp", cfg.MetricsListen); err != nil {
 			return nil, fmt.Errorf("metrics: listen on %s (metrics.listen): %w", cfg.MetricsListen, err)
 		}
 		m = metrics.New()
+		onSync = m.ObserveSync
 		defer func() {
 			if err != nil {
 				mln.Close()
 			}
 		}()
-	}
-	var onSync func(time.Duration)
-	if m != nil {
-		onSync = m.ObserveSync
 	}
 	b, err := broker.Open(broker.Options{Config: cfg, Logger: lg, OnSync: onSync})
 	if err != nil {
@@ -159,13 +159,7 @@ func start(cfg config.Broker, lg *slog.Logger) (_ *Broker, err error) {
 	srv.Metrics = m
 	e := &Broker{b: b, srv: srv, groups: groups, txns: txns, done: make(chan error, 1)}
 	if m != nil {
-		if err := m.Register(&metrics.State{Broker: b, Groups: groups, Txns: txns, Now: time.Now}); err != nil {
-			srv.Close()
-			txns.Close()
-			groups.Close()
-			b.Close()
-			return nil, fmt.Errorf("metrics: %w", err)
-		}
+		m.AddState(&metrics.State{Broker: b, Groups: groups, Txns: txns, Now: time.Now})
 		mux := http.NewServeMux()
 		mux.Handle("/metrics", m.Handler())
 		e.metricsLn = mln

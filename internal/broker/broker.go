@@ -67,7 +67,8 @@ type Broker struct {
 	}
 	// recovery bounds how many partitions open (and recover) at once.
 	recovery chan struct{}
-	onSync   func(time.Duration)
+	// onSync is Options.OnSync, handed to every partition.
+	onSync func(time.Duration)
 	// zeros bounds the zeros that user topics' partitions write ahead of
 	// their data for preallocate (partlog.ZeroBudget).
 	zeros *partlog.ZeroBudget

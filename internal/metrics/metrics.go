@@ -123,8 +123,10 @@ func (m *Metrics) AddFetched(bytes int) {
 	m.fetchedBytes.Add(float64(bytes))
 }
 
-// Register adds a collector read at each scrape (the broker's state).
-func (m *Metrics) Register(c prometheus.Collector) error { return m.reg.Register(c) }
+// AddState adds the collector of the broker's state, read at each scrape.
+// Call it once: its metrics' names are fixed, so a second call is a
+// programming error and panics.
+func (m *Metrics) AddState(s *State) { m.reg.MustRegister(s) }
 
 // Handler serves the metrics in Prometheus' text format.
 func (m *Metrics) Handler() http.Handler {

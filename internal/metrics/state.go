@@ -21,24 +21,24 @@ type State struct {
 }
 
 var (
-	partLabels      = []string{"topic", "partition"}
-	descLogStart    = prometheus.NewDesc("oncelog_partition_log_start_offset", "First offset a fetch can read.", partLabels, nil)
-	descHW          = prometheus.NewDesc("oncelog_partition_high_watermark", "Offset after the last durable record (what read_uncommitted consumers see).", partLabels, nil)
-	descLSO         = prometheus.NewDesc("oncelog_partition_last_stable_offset", "First offset of the oldest open transaction, or the high watermark (what read_committed consumers see).", partLabels, nil)
-	descLSOLag      = prometheus.NewDesc("oncelog_partition_lso_lag_records", "High watermark minus last stable offset: records read_committed consumers wait for because a transaction is open.", partLabels, nil)
-	descOpenTxns    = prometheus.NewDesc("oncelog_transactions_open", "Transactions begun and not yet completed (Ongoing, PrepareCommit, PrepareAbort).", nil, nil)
-	descOldestTxn   = prometheus.NewDesc("oncelog_transaction_oldest_open_seconds", "Age of the oldest open transaction; 0 when none is open.", nil, nil)
-	descTxnIDs      = prometheus.NewDesc("oncelog_transactional_ids", "Transactional ids the coordinator holds, by state.", []string{"state"}, nil)
-	descGroups      = prometheus.NewDesc("oncelog_groups", "Consumer groups, by state.", []string{"state"}, nil)
-	descGroupLag    = prometheus.NewDesc("oncelog_group_lag_records", "High watermark minus the group's committed offset, per partition it committed.", []string{"group", "topic", "partition"}, nil)
-	txnStates       = []string{"Empty", "Ongoing", "PrepareCommit", "PrepareAbort", "CompleteCommit", "CompleteAbort", "Dead", "PrepareEpochFence"}
-	openTxnStates   = map[string]bool{"Ongoing": true, "PrepareCommit": true, "PrepareAbort": true}
-	stateCollectors = []*prometheus.Desc{descLogStart, descHW, descLSO, descLSOLag, descOpenTxns, descOldestTxn, descTxnIDs, descGroups, descGroupLag}
+	partLabels    = []string{"topic", "partition"}
+	descLogStart  = prometheus.NewDesc("oncelog_partition_log_start_offset", "First offset a fetch can read.", partLabels, nil)
+	descHW        = prometheus.NewDesc("oncelog_partition_high_watermark", "Offset after the last durable record (what read_uncommitted consumers see).", partLabels, nil)
+	descLSO       = prometheus.NewDesc("oncelog_partition_last_stable_offset", "First offset of the oldest open transaction, or the high watermark (what read_committed consumers see).", partLabels, nil)
+	descLSOLag    = prometheus.NewDesc("oncelog_partition_lso_lag_records", "High watermark minus last stable offset: records read_committed consumers wait for because a transaction is open.", partLabels, nil)
+	descOpenTxns  = prometheus.NewDesc("oncelog_transactions_open", "Transactions begun and not yet completed (Ongoing, PrepareCommit, PrepareAbort).", nil, nil)
+	descOldestTxn = prometheus.NewDesc("oncelog_transaction_oldest_open_seconds", "Age of the oldest open transaction; 0 when none is open.", nil, nil)
+	descTxnIDs    = prometheus.NewDesc("oncelog_transactional_ids", "Transactional ids the coordinator holds, by state.", []string{"state"}, nil)
+	descGroups    = prometheus.NewDesc("oncelog_groups", "Consumer groups, by state.", []string{"state"}, nil)
+	descGroupLag  = prometheus.NewDesc("oncelog_group_lag_records", "High watermark minus the group's committed offset, per partition it committed.", []string{"group", "topic", "partition"}, nil)
+	txnStates     = []string{"Empty", "Ongoing", "PrepareCommit", "PrepareAbort", "CompleteCommit", "CompleteAbort", "Dead", "PrepareEpochFence"}
+	openTxnStates = map[string]bool{"Ongoing": true, "PrepareCommit": true, "PrepareAbort": true}
+	stateDescs    = []*prometheus.Desc{descLogStart, descHW, descLSO, descLSOLag, descOpenTxns, descOldestTxn, descTxnIDs, descGroups, descGroupLag}
 )
 
 // Describe sends every metric's description.
 func (s *State) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range stateCollectors {
+	for _, d := range stateDescs {
 		ch <- d
 	}
 }
